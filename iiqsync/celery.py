@@ -1,0 +1,73 @@
+"""The Celery application: ``celery -A iiqsync worker|beat|flower`` finds ``app`` here.
+
+Settings come from the same config.ini / IIQSYNC_* environment as the command
+line. Page tasks are acknowledged late and rejected when their worker dies, so a
+killed worker's page is delivered again; one task at a time per process keeps a
+worker's memory at one page.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, signals
+
+from . import config, db
+from .schedule import beat_schedule
+
+TASK_SOFT_LIMIT = 540
+TASK_HARD_LIMIT = 600
+
+_settings: config.Settings | None = None
+
+
+def settings() -> config.Settings:
+    """The settings of this process, loaded and checked once."""
+    global _settings
+    if _settings is None:
+        _settings = config.load(require_iiq=False)
+    return _settings
+
+
+def make_app(conf: config.Settings) -> Celery:
+    app = Celery("iiqsync", include=["iiqsync.tasks"])
+    broker = conf.broker_url or "redis://127.0.0.1:6379/0"
+    app.conf.update(
+        broker_url=broker,
+        result_backend=conf.result_backend or broker,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=TASK_SOFT_LIMIT,
+        task_time_limit=TASK_HARD_LIMIT,
+        result_expires=24 * 3600,
+        result_extended=True,
+        task_track_started=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        broker_connection_retry_on_startup=True,
+        # A message whose worker vanished (not just a child process) comes back
+        # after this long; it must exceed the longest task.
+        broker_transport_options={"visibility_timeout": 3 * TASK_HARD_LIMIT},
+        result_backend_transport_options={"visibility_timeout": 3 * TASK_HARD_LIMIT},
+        beat_schedule=beat_schedule(conf),
+        timezone="UTC",
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+app = make_app(settings())
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_):
+    # Connections opened by the parent must not be used by a forked child.
+    db.dispose_all()
+
+
+@signals.worker_init.connect
+def _check_settings(**_):
+    # A worker with no token or instance would fail every task: refuse to start.
+    config.load(require_iiq=True)

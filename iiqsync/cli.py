@@ -1,0 +1,320 @@
+"""The ``iiqsync`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from datetime import datetime
+
+from . import config
+from .entities import ENTITIES, get_entity
+from .errors import ConfigError, IIQSyncError
+
+log = logging.getLogger("iiqsync")
+
+EPILOG = """\
+Settings come from config.ini (or --config / IIQSYNC_CONFIG) and IIQSYNC_<SECTION>_<KEY>
+environment variables, e.g. IIQSYNC_INCIDENTIQ_TOKEN. Run 'iiqsync config' to see them.
+Entities: """ + ", ".join(ENTITIES)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="iiqsync",
+        description="Copy Incident IQ users, assets, locations, rooms, teams, tickets and "
+                    "custom fields into a SQL database.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log output (-vv for debug)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("sync", help="sync entities now (on the broker, or in-process)",
+                       description="Sync entities. With a broker configured ([Celery] BrokerUrl) "
+                                   "this enqueues one plan task per entity for the workers; "
+                                   "with --local, or without a broker, it runs the same job "
+                                   "in this process on [General] Threads threads.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("entities", nargs="*", metavar="ENTITY",
+                   help="entities to sync (default: all)")
+    s.add_argument("--config", help="path of config.ini")
+    s.add_argument("--local", action="store_true", help="run in this process, no broker")
+    s.add_argument("--wait", action="store_true",
+                   help="with a broker: wait for the runs to end and print the outcome")
+    s.add_argument("--timeout", type=float, default=6 * 3600,
+                   help="with --wait: give up waiting after this many seconds")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    d = sub.add_parser("demo", help="run the bundled IIQ simulator and sync it into SQLite",
+                       description="Start the bundled IIQ simulator on a free loopback port, "
+                                   "sync every entity into a SQLite file in-process, and print "
+                                   "what landed. Needs no account, broker or server.")
+    d.add_argument("--db", default="iiqsync-demo.db", help="SQLite file (default %(default)s)")
+    d.add_argument("--users", type=int, default=1500)
+    d.add_argument("--assets", type=int, default=3000)
+    d.add_argument("--tickets", type=int, default=2500)
+    d.add_argument("--page-size", type=int, default=250)
+    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    f = sub.add_parser("fake-iiq", help="run the bundled IIQ API simulator", add_help=False)
+    f.add_argument("args", nargs=argparse.REMAINDER)
+
+    st = sub.add_parser("status", help="latest runs per entity",
+                        description="Print the latest run of each entity. With --max-age, exit "
+                                    "1 when an entity has not succeeded within that many hours "
+                                    "(for a monitoring check).")
+    st.add_argument("--config", help="path of config.ini")
+    st.add_argument("--max-age", type=float, metavar="HOURS",
+                    help="exit 1 if an entity's last success is older than this")
+    st.add_argument("--runs", type=int, default=1, help="runs to show per entity")
+
+    sw = sub.add_parser("sweep", help="drop staging tables left by dead runs")
+    sw.add_argument("--config", help="path of config.ini")
+
+    c = sub.add_parser("config", help="check the configuration and print it (secrets masked)")
+    c.add_argument("--config", help="path of config.ini")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "fake-iiq":
+        from .simulator.server import main as simulator_main
+
+        return simulator_main(argv[1:]) or 0
+    parser = _parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"iiqsync: {exc}", file=sys.stderr)
+        return 2
+    except IIQSyncError as exc:
+        print(f"iiqsync: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("iiqsync: interrupted", file=sys.stderr)
+        return 130
+
+
+# -- sync -------------------------------------------------------------------------
+def _entities(names: list[str]) -> list[str]:
+    if not names or names == ["all"]:
+        return list(ENTITIES)
+    out = []
+    for name in names:
+        try:
+            out.append(get_entity(name).name)
+        except KeyError as exc:
+            raise ConfigError([str(exc.args[0])]) from None
+    return out
+
+
+def cmd_sync(args) -> int:
+    settings = config.load(args.config, require_iiq=True)
+    entities = _entities(args.entities)
+    if args.local or not settings.broker_url:
+        if not args.local:
+            print("iiqsync: no broker configured ([Celery] BrokerUrl); running in-process",
+                  file=sys.stderr)
+        return _run_local(settings, entities, progress=not args.no_progress)
+    return _enqueue(settings, entities, args.wait, args.timeout, not args.no_progress)
+
+
+def _run_local(settings, entities, progress=True) -> int:
+    from . import local
+    from .progress import Progress
+
+    with Progress(enabled=progress and sys.stderr.isatty()) as bar:
+        results = local.sync(settings, entities, bar)
+    _print_results(results)
+    return 0 if all(r["status"] in ("succeeded", "skipped") for r in results) else 1
+
+
+def _print_results(results) -> None:
+    width = max(len(r["entity"]) for r in results)
+    for r in results:
+        line = f"{r['entity']:<{width}}  {r['status']:<9}"
+        if r["status"] == "succeeded":
+            line += f"  {r['rows']:>9,} rows"
+            if r.get("moved"):
+                line += f"  ({r['moved']} moved during the run)"
+            if r.get("skipped"):
+                line += f"  ({r['skipped']} items without a key skipped)"
+        if "seconds" in r:
+            line += f"  {r['seconds']:.1f}s"
+        if r.get("error") or r.get("reason"):
+            line += f"  {r.get('error') or r.get('reason')}"
+        print(line)
+
+
+def _enqueue(settings, entities, wait, timeout, progress) -> int:
+    from .tasks import plan
+
+    run_ids = {}
+    for name in entities:
+        result = plan.delay(name)
+        run_ids[name] = result.id.replace("-", "")
+        print(f"enqueued {name}: run {run_ids[name]}")
+    if not wait:
+        return 0
+    return _wait(settings, run_ids, timeout, progress)
+
+
+def _wait(settings, run_ids: dict[str, str], timeout: float, progress: bool) -> int:
+    from . import pipeline
+    from .progress import Progress
+
+    books = pipeline.context(settings).books
+    deadline = time.monotonic() + timeout
+    final: dict[str, dict] = {}
+    with Progress(enabled=progress and sys.stderr.isatty()) as bar:
+        while len(final) < len(run_ids) and time.monotonic() < deadline:
+            for name, run_id in run_ids.items():
+                if name in final:
+                    continue
+                run = books.get(run_id)
+                if run is None:
+                    continue
+                if run.pages:
+                    bar.add(name, run.pages)
+                    bar.set(name, books.page_summary(run_id, pages=(0, 1 << 24))["done"])
+                if run.status != "running":
+                    with books.engine.connect() as conn:
+                        row = conn.execute(books.runs.select()
+                                           .where(books.runs.c.run_id == run_id)).first()
+                    final[name] = {"entity": name, "status": row.status, "rows": row.rows or 0,
+                                   "moved": row.moved, "skipped": row.skipped,
+                                   "error": row.error if row.status != "succeeded" else None,
+                                   "seconds": ((row.finished or row.started) - row.started)
+                                   .total_seconds()}
+                    bar.done(name, row.status)
+            time.sleep(0.5)
+    for name in run_ids:
+        final.setdefault(name, {"entity": name, "status": "waiting",
+                                "error": f"still running after {timeout:g}s"})
+    _print_results(list(final.values()))
+    return 0 if all(r["status"] in ("succeeded", "skipped") for r in final.values()) else 1
+
+
+# -- demo -------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from .simulator.district import District
+    from .simulator.server import SimulatorServer
+
+    district = District(users=args.users, assets=args.assets, tickets=args.tickets)
+    token = "iiqsync-demo-token"
+    if os.path.exists(args.db):
+        print(f"updating {args.db} (existing tables are replaced atomically)")
+    with SimulatorServer(district, token=token) as server:
+        print(f"IIQ simulator listening on {server.url}")
+        env = {"IIQSYNC_INCIDENTIQ_INSTANCE": server.url, "IIQSYNC_INCIDENTIQ_TOKEN": token,
+               "IIQSYNC_DATABASE_CONNECTIONSTRING": f"sqlite:///{args.db}",
+               "IIQSYNC_GENERAL_PAGESIZE": str(args.page_size),
+               "IIQSYNC_INCIDENTIQ_REQUESTSPERSECOND": "1000"}
+        settings = config.load(path=os.devnull, env=env)
+        started = time.monotonic()
+        code = _run_local(settings, list(ENTITIES), progress=not args.no_progress)
+        print(f"\nsynced in {time.monotonic() - started:.1f}s into {args.db}:")
+    _print_tables(settings)
+    print(f"\nTry: sqlite3 {args.db} 'SELECT AssetTag, ModelName, LocationName FROM Assets "
+          "LIMIT 5'")
+    return code
+
+
+def _print_tables(settings) -> None:
+    import sqlalchemy as sa
+
+    from . import db
+
+    engine = db.get_engine(settings.connection_string)
+    names = []
+    for entity in ENTITIES.values():
+        names.append(settings.table_name(entity.table_key))
+        if entity.custom_fields:
+            names.append(settings.table_name(entity.custom_fields.table_key))
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        for name in names:
+            if not inspector.has_table(name, schema=settings.schema):
+                print(f"  {name:<20} (missing)")
+                continue
+            table = sa.Table(name, sa.MetaData(), schema=settings.schema)
+            count = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            cols = len(inspector.get_columns(name, schema=settings.schema))
+            print(f"  {name:<20} {count:>8,} rows  {cols:>3} columns")
+
+
+# -- status -----------------------------------------------------------------------
+def cmd_status(args) -> int:
+    from . import pipeline
+
+    settings = config.load(args.config, require_iiq=False)
+    books = pipeline.context(settings).books
+    now = datetime.utcnow()
+    last_ok = books.last_success()
+    rows = books.latest(args.runs)
+    print(f"{'entity':<10} {'status':<9} {'started (UTC)':<19} {'took':>7} {'rows':>9} "
+          f"{'last success':>13}  error")
+    for r in sorted(rows, key=lambda r: (r.entity, r.started), reverse=False):
+        took = f"{(r.finished - r.started).total_seconds():.0f}s" if r.finished else "-"
+        ok = last_ok.get(r.entity)
+        age = _age(now - ok) if ok else "never"
+        error = (r.error or "").splitlines()[0][:80] if r.status != "succeeded" else ""
+        print(f"{r.entity:<10} {r.status:<9} {r.started:%Y-%m-%d %H:%M:%S} {took:>7} "
+              f"{(r.rows if r.rows is not None else '-'):>9} {age:>13}  {error}")
+    seen = {r.entity for r in rows}
+    for name in ENTITIES:
+        if name not in seen:
+            print(f"{name:<10} {'never':<9}")
+    if args.max_age is None:
+        return 0
+    stale = [n for n in ENTITIES
+             if n not in last_ok or (now - last_ok[n]).total_seconds() > args.max_age * 3600]
+    if stale:
+        print(f"STALE: no success within {args.max_age:g}h: {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _age(delta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m ago"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f}h ago"
+    return f"{seconds / 86400:.1f}d ago"
+
+
+def cmd_sweep(args) -> int:
+    from . import pipeline
+
+    settings = config.load(args.config, require_iiq=False)
+    dropped = pipeline.sweep(pipeline.context(settings))
+    print(f"dropped {len(dropped)} leftover staging table(s)" +
+          (": " + ", ".join(dropped) if dropped else ""))
+    return 0
+
+
+def cmd_config(args) -> int:
+    settings = config.load(args.config, require_iiq=False)
+    print(f"# from {settings.source or 'defaults and environment'}")
+    for key, value in settings.redacted().items():
+        print(f"{key} = {'' if value is None else value}")
+    try:
+        config.load(args.config, require_iiq=True)
+    except ConfigError as exc:
+        print(f"\nnot ready to sync: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+COMMANDS = {"sync": cmd_sync, "demo": cmd_demo, "status": cmd_status, "sweep": cmd_sweep,
+            "config": cmd_config}

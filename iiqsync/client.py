@@ -1,0 +1,232 @@
+"""The one HTTP client for IIQ: base URL, auth, paging parameters, retries, budget.
+
+Every request goes through ``IIQClient.request``: it takes a slot from the shared
+request budget, sends the call, and sorts the outcome into the error bases of
+``errors``: 429/503/5xx/timeouts/cut-off bodies are retried here with jittered
+exponential back-off (honouring ``Retry-After``); 401/403 stop at once. The
+token is sent in a header and never appears in a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+from .config import Settings
+from .entities import CUSTOM_FIELDS_ROUTE, Entity
+from .errors import ApiError, AuthError, RateLimitedError, RetriableError
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 60.0
+
+
+@dataclass
+class Page:
+    """One page of an IIQ list: its items and what the server said of the whole list."""
+
+    index: int
+    items: list
+    total_rows: int | None
+    page_count: int | None
+    page_size: int | None
+
+
+@dataclass
+class FieldDefinition:
+    """One custom field: its stable id, display name and editor type."""
+
+    type_id: str
+    name: str | None
+    editor_type: int | None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: the server's word if it gave
+    one, else full-jitter exponential back-off."""
+    if retry_after is not None:
+        return retry_after + random.uniform(0, 1)
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+
+
+class IIQClient:
+    """Talks to one IIQ instance. Thread-safe (httpx.Client is)."""
+
+    def __init__(self, settings: Settings, budget=None, sleep=time.sleep):
+        from .ratelimit import make_budget
+
+        self.settings = settings
+        self.budget = budget if budget is not None else make_budget(settings)
+        self.max_retries = settings.get("IncidentIQ", "MaxRetries")
+        self._sleep = sleep
+        headers = {
+            "Authorization": f"Bearer {settings.token}",
+            "Client": "ApiClient",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+            "User-Agent": "iiqsync",
+        }
+        if settings.get("IncidentIQ", "SiteId"):
+            headers["SiteId"] = settings.get("IncidentIQ", "SiteId")
+        verify = settings.get("IncidentIQ", "CaBundle") or settings.get("IncidentIQ", "VerifyTls")
+        self._http = httpx.Client(
+            base_url=settings.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 15.0)),
+            verify=verify,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self.stats = {"requests": 0, "retries": 0, "rate_limited": 0}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- one request, with retries --------------------------------------------
+    def request(self, method: str, path: str, params: dict | None = None,
+                body: dict | None = None) -> dict:
+        """Send one call and return the parsed JSON envelope."""
+        attempt = 0
+        while True:
+            try:
+                return self._once(method, path, params, body)
+            except RetriableError as exc:
+                if attempt >= self.max_retries:
+                    raise
+                delay = backoff(attempt, exc.retry_after)
+                if isinstance(exc, RateLimitedError):
+                    self.stats["rate_limited"] += 1
+                    # Tell every worker to pause, not only this one.
+                    self.budget.pause(exc.retry_after if exc.retry_after is not None else delay)
+                self.stats["retries"] += 1
+                log.warning("IIQ %s %s: %s; retry %d/%d in %.1fs", method, path, exc,
+                            attempt + 1, self.max_retries, delay)
+                self._sleep(delay)
+                attempt += 1
+
+    def _once(self, method, path, params, body) -> dict:
+        self.budget.acquire()
+        self.stats["requests"] += 1
+        where = f"{method} {path}"
+        try:
+            response = self._http.request(
+                method, path, params=params,
+                content=orjson.dumps(body) if body is not None else None,
+                headers={"Content-Type": "application/json"} if body is not None else None,
+            )
+            content = response.content  # reads the whole body; a cut-off body raises here
+        except httpx.TimeoutException:
+            raise RetriableError(f"{where} timed out after {self.settings.timeout:g}s") from None
+        except httpx.ConnectError as exc:
+            raise RetriableError(f"{where}: cannot connect to {self.settings.base_url} ({exc})") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
+                httpx.DecodingError) as exc:
+            raise RetriableError(f"{where}: connection broke ({type(exc).__name__})") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise AuthError(
+                f"IIQ refused the token ({status} {response.reason_phrase}) for {where}: "
+                "check [IncidentIQ] Token (env IIQSYNC_INCIDENTIQ_TOKEN) and that its user "
+                "is an administrator")
+        if status == 429 or (status == 503 and "Retry-After" in response.headers):
+            raise RateLimitedError(f"{where}: IIQ is throttling ({status})", _retry_after(response))
+        if status >= 500 or status == 408:
+            raise RetriableError(f"{where}: server error {status}", _retry_after(response))
+        if status != 200:
+            raise ApiError(f"{where}: unexpected HTTP {status} {response.reason_phrase}")
+        try:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            raise RetriableError(f"{where}: the response is not JSON "
+                                 f"({len(content)} bytes, starts {content[:40]!r})") from None
+        if not isinstance(data, dict):
+            raise RetriableError(f"{where}: the response is not a JSON object")
+        return data
+
+    # -- lists ----------------------------------------------------------------
+    def list_params(self, entity: Entity, page: int, page_size: int) -> dict:
+        return {"$p": page, "$s": page_size, "$o": entity.key, "$d": entity.sort_direction,
+                **entity.extra_query}
+
+    def list_body(self, entity: Entity) -> dict | None:
+        if entity.method != "POST":
+            return None
+        body = dict(entity.body or {})
+        asset_types = self.settings.get("IncidentIQ", "AssetTypes")
+        if entity.name == "assets" and asset_types:
+            body["Filters"] = [{"Facet": "AssetType", "Id": t, "GroupIndex": 0}
+                               for t in asset_types]
+        return body
+
+    def page_size_for(self, entity: Entity) -> int:
+        size = self.settings.page_size
+        return min(size, entity.max_page_size) if entity.max_page_size else size
+
+    def fetch_page(self, entity: Entity, page: int, page_size: int | None = None) -> Page:
+        """One page of ``entity``, checked for the shape the sync relies on."""
+        page_size = page_size or self.page_size_for(entity)
+        data = self.request(entity.method, entity.route,
+                            self.list_params(entity, page, page_size), self.list_body(entity))
+        items = data.get("Items")
+        if not isinstance(items, list):
+            raise RetriableError(f"{entity.route} page {page}: the response has no Items list")
+        paging = data.get("Paging") if isinstance(data.get("Paging"), dict) else {}
+        total = paging.get("TotalRows", paging.get("Total"))
+        page_count = paging.get("PageCount")
+        if total is not None and page_count is None:
+            page_count = -(-int(total) // page_size)
+        if page_count is not None and page < page_count - 1 and len(items) < page_size:
+            # IIQ quietly caps some lists (users at 1000): a short middle page loses rows.
+            raise ApiError(
+                f"{entity.route} page {page}: IIQ returned {len(items)} items where "
+                f"{page_size} were asked and more pages follow; lower [General] PageSize")
+        return Page(page, items, None if total is None else int(total),
+                    None if page_count is None else int(page_count), page_size)
+
+    def custom_field_definitions(self, entity: Entity) -> list[FieldDefinition]:
+        """The entity's custom fields (ids, names, editor types)."""
+        data = self.request("POST", CUSTOM_FIELDS_ROUTE, {"$p": 0, "$s": 999999},
+                            {"SiteScope": "Aggregate", "Strategy": entity.custom_fields.strategy})
+        items = data.get("Items")
+        if not isinstance(items, list):
+            raise RetriableError(f"{CUSTOM_FIELDS_ROUTE}: the response has no Items list")
+        out: dict[str, FieldDefinition] = {}
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            cft = item.get("CustomFieldType") if isinstance(item.get("CustomFieldType"), dict) else {}
+            type_id = item.get("CustomFieldTypeId") or cft.get("CustomFieldTypeId")
+            if not isinstance(type_id, str) or not type_id.strip():
+                continue
+            type_id = type_id.strip().lower()
+            editor = item.get("EditorTypeId", cft.get("EditorType"))
+            out.setdefault(type_id, FieldDefinition(
+                type_id, cft.get("Name") if isinstance(cft.get("Name"), str) else None,
+                editor if isinstance(editor, int) else None))
+        return list(out.values())

@@ -1,0 +1,380 @@
+"""Settings: read once from config.ini and the environment, validated all at once.
+
+A ``config.ini`` written for the old single-process tool works unchanged. Every key
+can be overridden by an environment variable ``IIQSYNC_<SECTION>_<KEY>`` so that the
+same image runs from docker-compose and a Kubernetes Secret. Every problem found is
+reported together, each naming its key, and the token is never part of a message.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .entities import ENTITIES
+from .errors import ConfigError
+
+DEFAULT_CONNECTION_STRING = "sqlite:///iiqsync.db"
+CONFIG_ENV = "IIQSYNC_CONFIG"
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    name: str
+    kind: str  # str, int, bool, float, list
+    default: object = None
+    help: str = ""
+    secret: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def env(self) -> str:
+        return f"IIQSYNC_{self.section.upper()}_{self.name.upper()}"
+
+
+def _table_keys() -> list[Key]:
+    keys = []
+    for entity in ENTITIES.values():
+        keys.append(Key("Tables", entity.table_key, "str", entity.default_table,
+                        f"table for {entity.name}"))
+        if entity.custom_fields:
+            cf = entity.custom_fields
+            keys.append(Key("Tables", cf.table_key, "str", cf.default_table,
+                            f"table for {entity.name} custom fields"))
+    return keys
+
+
+def _schedule_keys() -> list[Key]:
+    return [
+        Key("Schedule", e.table_key, "str", None,
+            f"when beat syncs {e.name}: a crontab ('0 2 * * *') or seconds; default [Schedule] Default")
+        for e in ENTITIES.values()
+    ]
+
+
+KEYS: tuple[Key, ...] = (
+    Key("Database", "ConnectionString", "str", DEFAULT_CONNECTION_STRING,
+        "SQLAlchemy URL of the target database", secret=True),
+    Key("Database", "Schema", "str", None, "schema of the tables (blank: the default schema)"),
+    Key("Database", "StringLength", "int", 255,
+        "length of bounded text columns", minimum=1, maximum=4000),
+    Key("Database", "Database", "str", None, "ignored; kept so old config files load"),
+    *_table_keys(),
+    Key("IncidentIQ", "Instance", "str", None,
+        "district host (cps.incidentiq.com) or full URL with scheme and port"),
+    Key("IncidentIQ", "Token", "str", None, "API bearer token", secret=True),
+    Key("IncidentIQ", "SiteId", "str", None, "optional SiteId header"),
+    Key("IncidentIQ", "RequestsPerSecond", "float", 10.0,
+        "request budget shared by every worker for this instance", minimum=0.1),
+    Key("IncidentIQ", "VerifyTls", "bool", True, "verify the server's TLS certificate"),
+    Key("IncidentIQ", "CaBundle", "str", None, "path of a CA bundle to trust"),
+    Key("IncidentIQ", "AssetTypes", "list", (),
+        "asset type ids to sync, comma separated (blank: every type)"),
+    Key("IncidentIQ", "MaxRetries", "int", 6, "attempts per request on 429/5xx/timeouts",
+        minimum=0, maximum=50),
+    Key("General", "PageSize", "int", 1000, "items per API page", minimum=1, maximum=1000),
+    Key("General", "Threads", "int", 8, "parallel page fetches in --local mode", minimum=1,
+        maximum=256),
+    Key("General", "Timeout", "float", 100.0, "seconds before an API request times out",
+        minimum=1),
+    Key("Celery", "BrokerUrl", "str", None, "Redis URL of the broker (blank: run in-process)",
+        secret=True),
+    Key("Celery", "ResultBackend", "str", None, "result backend URL (default: the broker)",
+        secret=True),
+    Key("Run", "LockMinutes", "int", 360,
+        "how long a run may hold its entity's lock before another may take it", minimum=1),
+    Key("Run", "MaxPageDeliveries", "int", 3,
+        "times a page task may be delivered before the run fails", minimum=1, maximum=20),
+    Key("Run", "DriftRounds", "int", 2,
+        "extra passes over the pages when rows moved during the run", minimum=0, maximum=10),
+    Key("Schedule", "Default", "str", "0 2 * * *", "when beat syncs each entity"),
+    *_schedule_keys(),
+    Key("Metrics", "Port", "int", 9808, "Prometheus exporter port on workers (0: off)",
+        minimum=0, maximum=65535),
+)
+
+KEYS_BY_SECTION: dict[str, dict[str, Key]] = {}
+for _k in KEYS:
+    KEYS_BY_SECTION.setdefault(_k.section.lower(), {})[_k.name.lower()] = _k
+
+ENV_NAMES: frozenset[str] = frozenset(k.env for k in KEYS)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. ``values`` maps (section, key) to the typed value."""
+
+    values: dict = field(repr=False)
+    source: str | None = None
+
+    def get(self, section: str, name: str):
+        return self.values[(section.lower(), name.lower())]
+
+    # The settings the code asks for most, by name.
+    @property
+    def connection_string(self) -> str:
+        return self.get("Database", "ConnectionString")
+
+    @property
+    def schema(self) -> str | None:
+        return self.get("Database", "Schema")
+
+    @property
+    def string_length(self) -> int:
+        return self.get("Database", "StringLength")
+
+    @property
+    def base_url(self) -> str | None:
+        return instance_url(self.get("IncidentIQ", "Instance"))
+
+    @property
+    def token(self) -> str | None:
+        return self.get("IncidentIQ", "Token")
+
+    @property
+    def page_size(self) -> int:
+        return self.get("General", "PageSize")
+
+    @property
+    def threads(self) -> int:
+        return self.get("General", "Threads")
+
+    @property
+    def timeout(self) -> float:
+        return self.get("General", "Timeout")
+
+    @property
+    def broker_url(self) -> str | None:
+        return self.get("Celery", "BrokerUrl")
+
+    @property
+    def result_backend(self) -> str | None:
+        return self.get("Celery", "ResultBackend") or self.broker_url
+
+    def table_name(self, table_key: str) -> str:
+        return self.get("Tables", table_key)
+
+    def replace(self, **overrides) -> Settings:
+        """A copy with (section, key) values replaced, e.g. replace(General_PageSize=10)."""
+        values = dict(self.values)
+        for dotted, value in overrides.items():
+            section, name = dotted.split("_", 1)
+            values[(section.lower(), name.lower())] = value
+        return Settings(values, self.source)
+
+    def redacted(self) -> dict[str, object]:
+        """Every setting by ``[Section] Key`` with secrets masked, for display."""
+        out = {}
+        for k in KEYS:
+            value = self.values[(k.section.lower(), k.name.lower())]
+            if k.secret and value:
+                value = _mask_url(value) if "://" in str(value) else "********"
+            out[f"[{k.section}] {k.name}"] = value
+        return out
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def instance_url(instance: str | None) -> str | None:
+    """``cps.incidentiq.com`` → ``https://cps.incidentiq.com``; full URLs kept as given."""
+    if not instance:
+        return None
+    value = instance.strip().rstrip("/")
+    if "://" not in value:
+        value = "https://" + value
+    for suffix in ("/api/v1.0", "/api"):
+        if value.lower().endswith(suffix):
+            value = value[: -len(suffix)]
+    return value
+
+
+def _strip_quotes(raw: str) -> str:
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1].strip()
+    return value
+
+
+def _convert(key: Key, raw: str, where: str, problems: list[str]):
+    value = _strip_quotes(raw)
+    if value == "":
+        return key.default
+    try:
+        if key.kind == "str":
+            return value
+        if key.kind == "list":
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if key.kind == "bool":
+            lowered = value.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        number = int(value) if key.kind == "int" else float(value)
+    except ValueError as exc:
+        shown = "(hidden)" if key.secret else repr(value)
+        problems.append(f"{where}: {shown} is not a valid {key.kind} ({exc})")
+        return key.default
+    if key.minimum is not None and number < key.minimum:
+        problems.append(f"{where}: {number} is below the minimum {key.minimum:g}")
+    elif key.maximum is not None and number > key.maximum:
+        problems.append(f"{where}: {number} is above the maximum {key.maximum:g}"
+                        + _max_hint(key))
+    return number
+
+
+def _max_hint(key: Key) -> str:
+    if (key.section, key.name) == ("General", "PageSize"):
+        return " (IIQ serves at most 1000 users per page; larger pages are cut short)"
+    return ""
+
+
+def _suggest(name: str, choices) -> str:
+    close = difflib.get_close_matches(name.lower(), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load(path: str | os.PathLike | None = None, env: dict | None = None,
+         require_iiq: bool = True) -> Settings:
+    """Read the config file (if any) and the environment; raise ConfigError listing
+    every problem. ``require_iiq`` demands an instance and a token."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    raw: dict[tuple[str, str], tuple[str, str]] = {}  # (section, key) -> (text, where)
+
+    explicit = path is not None or bool(env.get(CONFIG_ENV))
+    file_path = Path(path or env.get(CONFIG_ENV) or "config.ini")
+    source = None
+    if file_path.exists():
+        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
+        try:
+            parser.read(file_path, encoding="utf-8-sig")
+        except configparser.Error as exc:
+            raise ConfigError([f"{file_path}: cannot be parsed: {exc}"]) from None
+        source = str(file_path)
+        for section in parser.sections():
+            known = KEYS_BY_SECTION.get(section.lower())
+            if known is None:
+                problems.append(f"{file_path}: section [{section}] is not known"
+                                + _suggest(section, KEYS_BY_SECTION))
+                continue
+            for name, value in parser.items(section):
+                if name not in known:
+                    problems.append(f"{file_path}: [{section}] {name} is not a known key"
+                                    + _suggest(name, known))
+                    continue
+                raw[(section.lower(), name)] = (value, f"[{known[name].section}] {known[name].name}")
+    elif explicit:
+        raise ConfigError([f"config file {file_path} does not exist"])
+
+    prefixes = {f"IIQSYNC_{s.upper()}_": s for s in KEYS_BY_SECTION}
+    for var, value in env.items():
+        if var in ENV_NAMES:
+            key = next(k for k in KEYS if k.env == var)
+            raw[(key.section.lower(), key.name.lower())] = (value, var)
+        else:
+            for prefix in prefixes:
+                if var.startswith(prefix):
+                    problems.append(f"{var} is not a known setting"
+                                    + _suggest(var, ENV_NAMES))
+
+    values = {}
+    for key in KEYS:
+        ident = (key.section.lower(), key.name.lower())
+        if ident in raw:
+            text, where = raw[ident]
+            values[ident] = _convert(key, text, where, problems)
+        else:
+            values[ident] = key.default
+
+    settings = Settings(values, source)
+    _check(settings, problems, require_iiq)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(settings.connection_string)
+    except ArgumentError:
+        problems.append("[Database] ConnectionString is not a SQLAlchemy URL "
+                        "(expected e.g. postgresql+psycopg2://user:pass@host/db)")
+    for k in ("BrokerUrl", "ResultBackend"):
+        url = settings.get("Celery", k)
+        if url and "://" not in url:
+            problems.append(f"[Celery] {k} is not a URL (expected redis://host:6379/0)")
+    names: dict[str, str] = {}
+    for k in KEYS:
+        if k.section == "Tables":
+            name = settings.get("Tables", k.name)
+            if name.lower() in names:
+                problems.append(f"[Tables] {k.name} uses the same table as "
+                                f"[Tables] {names[name.lower()]}: {name!r}")
+            names[name.lower()] = k.name
+            if name.lower().startswith("iiqsync_") or name.lower().startswith("iiqs_"):
+                problems.append(f"[Tables] {k.name}: names starting with iiqsync_/iiqs_ "
+                                "are reserved for iiqsync's own tables")
+    for k in KEYS:
+        if k.section == "Schedule":
+            spec = settings.get("Schedule", k.name)
+            if spec is not None:
+                try:
+                    parse_schedule(spec)
+                except ValueError as exc:
+                    problems.append(f"[Schedule] {k.name}: {exc}")
+    bundle = settings.get("IncidentIQ", "CaBundle")
+    if bundle and not Path(bundle).exists():
+        problems.append(f"[IncidentIQ] CaBundle: file {bundle} does not exist")
+    if not require_iiq:
+        return
+    instance = settings.get("IncidentIQ", "Instance")
+    if not instance:
+        problems.append("[IncidentIQ] Instance is missing (e.g. cps.incidentiq.com); "
+                        "env IIQSYNC_INCIDENTIQ_INSTANCE")
+    else:
+        parts = urlsplit(settings.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append("[IncidentIQ] Instance is not a host name or http(s) URL")
+    if not settings.token:
+        problems.append("[IncidentIQ] Token is missing; env IIQSYNC_INCIDENTIQ_TOKEN")
+
+
+def parse_schedule(spec: str):
+    """'0 2 * * *' → celery crontab; '900' → seconds (float)."""
+    text = str(spec).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if seconds <= 0:
+            raise ValueError("an interval must be a positive number of seconds")
+        return seconds
+    fields = text.split()
+    if len(fields) != 5:
+        raise ValueError(f"{text!r} is neither seconds nor a 5-field crontab")
+    from celery.schedules import crontab
+
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                       month_of_year=month_of_year, day_of_week=day_of_week)
+    except Exception as exc:  # celery raises ValueError subclasses of its own
+        raise ValueError(f"{text!r} is not a valid crontab: {exc}") from None

@@ -1,0 +1,84 @@
+"""One SQLAlchemy engine per process, with the dialect's own settings.
+
+Celery's prefork pool forks worker processes after the parent may have opened
+connections; a connection must never be shared across a fork, so engines are
+keyed by process id and a forked child builds its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import sqlalchemy as sa
+
+from . import dialects
+from .errors import ConfigError, RetriableError
+
+_engines: dict[tuple[int, str], sa.Engine] = {}
+_lock = threading.Lock()
+
+
+def dialect_for(engine: sa.Engine) -> dialects.Dialect:
+    name = engine.dialect.name
+    if name == "oracle":
+        return dialects.OracleDialect(getattr(engine.dialect, "server_version_info", None))
+    return dialects.for_name(name)
+
+
+def get_engine(url: str) -> sa.Engine:
+    """The engine for ``url`` in this process (created on first use)."""
+    key = (os.getpid(), url)
+    engine = _engines.get(key)
+    if engine is not None:
+        return engine
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _create(url)
+            _engines[key] = engine
+    return engine
+
+
+def _create(url: str) -> sa.Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+        dialect = dialects.for_name(parsed.get_backend_name())
+        options = {"pool_pre_ping": True, **dialect.engine_options()}
+        if parsed.get_backend_name() != "sqlite":
+            options.setdefault("pool_recycle", 1800)
+        engine = sa.create_engine(parsed, **options)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise ConfigError([f"[Database] ConnectionString cannot be used: {exc}"]) from None
+    sa.event.listen(engine, "connect", lambda conn, _rec: dialect.on_connect(conn))
+    return engine
+
+
+def dispose_all() -> None:
+    """Forget engines inherited from a parent process (call after fork)."""
+    with _lock:
+        for (pid, _url), engine in list(_engines.items()):
+            if pid != os.getpid():
+                engine.dispose(close=False)
+                del _engines[(pid, _url)]
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True for a lost or refused database connection (worth a retry)."""
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) and (
+        getattr(exc, "connection_invalidated", False) or _looks_like_connection(exc)
+    )
+
+
+def _looks_like_connection(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("connection", "connect", "server has gone away",
+                                   "lost", "timeout", "terminating", "refused"))
+
+
+def retriable(exc: BaseException) -> BaseException:
+    """Wrap a lost-connection error as RetriableError; return others unchanged."""
+    if is_connection_error(exc):
+        return RetriableError(f"database connection failed: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:300]}")
+    return exc

@@ -1,0 +1,131 @@
+"""What every database shares, and the hooks a dialect overrides.
+
+A dialect decides three things: the SQL type of each column kind, the fastest
+bulk path into a staging table, and how staged rows replace a final table's rows
+in one transaction. The generic versions here run anywhere SQLAlchemy does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from .. import entities as k
+
+
+class Dialect:
+    """Generic behaviour; subclasses override only what differs."""
+
+    name = "generic"
+    # Longest identifier the database accepts, in bytes of UTF-8.
+    max_identifier_bytes = 63
+    # Rows per executemany call: bounds memory and statement size.
+    batch_rows = 1000
+    # Table prefixes for staging tables (e.g. UNLOGGED on PostgreSQL).
+    staging_prefixes: tuple[str, ...] = ()
+
+    # -- types ---------------------------------------------------------------
+    def column_type(self, kind: str, string_length: int) -> sa.types.TypeEngine:
+        if kind == k.GUID:
+            return sa.String(36)
+        if kind == k.TEXT:
+            return sa.String(string_length)
+        if kind == k.LONGTEXT:
+            return sa.Text()
+        if kind == k.INT:
+            return sa.Integer()
+        if kind == k.BOOL:
+            return sa.Boolean()
+        if kind == k.FLOAT:
+            return sa.Float(53)
+        if kind == k.MONEY:
+            return sa.Numeric(19, 4)
+        if kind == k.DATETIME:
+            return sa.DateTime()
+        raise ValueError(kind)
+
+    def custom_field_type(self, string_length: int) -> sa.types.TypeEngine:
+        """Custom-field values are free text of any length."""
+        return sa.Text()
+
+    def string_column_limit(self, column: sa.Column) -> int | None:
+        """Characters a string column holds, or None when unbounded."""
+        length = getattr(column.type, "length", None)
+        return length if isinstance(column.type, sa.String) else None
+
+    def widened_type(self, column: sa.Column, needed: int) -> sa.types.TypeEngine:
+        """The type a bounded string column becomes when a value needs ``needed`` chars."""
+        return sa.Text()
+
+    # -- engine --------------------------------------------------------------
+    def engine_options(self) -> dict:
+        return {}
+
+    def on_connect(self, dbapi_connection) -> None:
+        """Per-connection settings (e.g. SQLite pragmas)."""
+
+    # -- bulk load -----------------------------------------------------------
+    def insert_sql(self, conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> str:
+        """``INSERT INTO t (a, b) VALUES (?, ?)`` in the driver's own parameter style."""
+        prep = conn.dialect.identifier_preparer
+        cols = ", ".join(prep.quote(c) for c in columns)
+        style = conn.dialect.paramstyle
+        if style == "qmark":
+            marks = ", ".join("?" for _ in columns)
+        elif style in ("format", "pyformat"):
+            marks = ", ".join("%s" for _ in columns)
+        elif style == "numeric":
+            marks = ", ".join(f":{i + 1}" for i in range(len(columns)))
+        else:  # named: positional tuples are turned into dicts below
+            marks = ", ".join(f":p{i}" for i in range(len(columns)))
+        return f"INSERT INTO {prep.format_table(table)} ({cols}) VALUES ({marks})"
+
+    def bulk_insert(self, conn: sa.Connection, table: sa.Table, columns: Sequence[str],
+                    rows: Sequence[tuple]) -> None:
+        """Insert tuples (values in ``columns`` order) into ``table`` on ``conn``."""
+        if not rows:
+            return
+        sql = self.insert_sql(conn, table, columns)
+        named = conn.dialect.paramstyle == "named"
+        for start in range(0, len(rows), self.batch_rows):
+            chunk = rows[start:start + self.batch_rows]
+            if named:
+                chunk = [{f"p{i}": v for i, v in enumerate(r)} for r in chunk]
+            conn.exec_driver_sql(sql, list(chunk))
+
+    def generic_insert(self, conn: sa.Connection, table: sa.Table, columns: Sequence[str],
+                       rows: Sequence[tuple]) -> None:
+        """The portable path through SQLAlchemy Core; the reference every fast path matches."""
+        if rows:
+            conn.execute(table.insert(), [dict(zip(columns, r)) for r in rows])
+
+    # -- swap ----------------------------------------------------------------
+    def replace_statements(self, final: sa.Table, staging: sa.Table,
+                           columns: Sequence[str]) -> list:
+        """Statements that, run in one transaction, make ``final`` hold exactly the
+        staged rows. Deleting and inserting in place (rather than renaming tables)
+        keeps the table's identity, so views, grants and foreign keys on it survive;
+        readers keep seeing the old rows until the transaction commits."""
+        select = sa.select(*[staging.c[c] for c in columns])
+        return [
+            final.delete(),
+            final.insert().from_select(list(columns), select),
+        ]
+
+    def begin_swap(self, conn: sa.Connection) -> None:
+        """Run first in the swap transaction (e.g. lock the tables)."""
+
+    # -- additive schema changes ---------------------------------------------
+    def add_column_sql(self, conn: sa.Connection, table: sa.Table, column: sa.Column) -> str:
+        """``ALTER TABLE t ADD <column definition>``; every supported database reads it."""
+        prep = conn.dialect.identifier_preparer
+        definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        return f"ALTER TABLE {prep.format_table(table)} ADD {definition}"
+
+    def widen_column_sql(self, conn: sa.Connection, table: sa.Table, column: sa.Column,
+                         new_type: sa.types.TypeEngine) -> str:
+        prep = conn.dialect.identifier_preparer
+        type_sql = new_type.compile(dialect=conn.dialect)
+        return (f"ALTER TABLE {prep.format_table(table)} ALTER COLUMN "
+                f"{prep.quote(column.name)} TYPE {type_sql}")

@@ -1,0 +1,43 @@
+"""MySQL and MariaDB: multi-row INSERTs (PyMySQL rewrites executemany into them)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from .base import Dialect
+
+
+class MySQLDialect(Dialect):
+    name = "mysql"
+    max_identifier_bytes = 64
+    batch_rows = 2000
+
+    def column_type(self, kind, string_length):
+        if kind == "guid":
+            return sa.CHAR(36)
+        if kind == "datetime":
+            # Without fsp MySQL drops the fraction of a second.
+            return mysql.DATETIME(fsp=6)
+        if kind == "longtext":
+            return mysql.MEDIUMTEXT()
+        if kind == "text" and string_length > 255:
+            # Many wide VARCHARs would break the 65,535-byte row limit; TEXT lives off-row.
+            return sa.Text()
+        if kind == "text":
+            return sa.String(string_length)
+        if kind == "float":
+            return mysql.DOUBLE()
+        return super().column_type(kind, string_length)
+
+    def custom_field_type(self, string_length):
+        # TEXT is stored off-row, so 80+ custom-field columns fit the row limit.
+        return mysql.MEDIUMTEXT()
+
+    def widened_type(self, column, needed):
+        return mysql.MEDIUMTEXT()
+
+    def widen_column_sql(self, conn, table, column, new_type):
+        prep = conn.dialect.identifier_preparer
+        return (f"ALTER TABLE {prep.format_table(table)} MODIFY COLUMN "
+                f"{prep.quote(column.name)} {new_type.compile(dialect=conn.dialect)} NULL")

@@ -1,0 +1,59 @@
+"""Oracle: executemany with setinputsizes and a bounded batch."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import oracle
+
+from .base import Dialect
+
+
+class OracleDialect(Dialect):
+    name = "oracle"
+    # 128 bytes since 12.2; older releases allow 30 (set OracleDialect.legacy_names).
+    max_identifier_bytes = 128
+    batch_rows = 1000
+
+    def __init__(self, server_version: tuple | None = None):
+        if server_version and tuple(server_version[:2]) < (12, 2):
+            self.max_identifier_bytes = 30
+
+    def column_type(self, kind, string_length):
+        if kind == "guid":
+            return sa.VARCHAR(36)
+        if kind == "text":
+            return sa.NVARCHAR(min(string_length, 2000))
+        if kind == "longtext":
+            return oracle.NCLOB()
+        if kind == "datetime":
+            return oracle.TIMESTAMP()
+        if kind == "bool":
+            return sa.Boolean(create_constraint=False)
+        if kind == "float":
+            return oracle.BINARY_DOUBLE()
+        return super().column_type(kind, string_length)
+
+    def custom_field_type(self, string_length):
+        return oracle.NCLOB()
+
+    def widened_type(self, column, needed):
+        return oracle.NCLOB()
+
+    def bulk_insert(self, conn, table, columns, rows):
+        if not rows:
+            return
+        sql = self.insert_sql(conn, table, columns)
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            for start in range(0, len(rows), self.batch_rows):
+                cursor.executemany(sql, list(rows[start:start + self.batch_rows]))
+        finally:
+            cursor.close()
+
+    def widen_column_sql(self, conn, table, column, new_type):
+        # Oracle cannot turn a VARCHAR2 into a CLOB in place: say so rather than truncate.
+        from ..errors import FatalError
+
+        raise FatalError(
+            f"a value in {table.name}.{column.name} is longer than the column allows; "
+            "raise [Database] StringLength (Oracle cannot widen it to a CLOB in place)")

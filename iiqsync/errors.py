@@ -1,0 +1,61 @@
+"""Every error iiqsync raises, grouped by what the operator should do about it.
+
+``RetriableError`` is the only base that Celery's ``autoretry_for`` lists: a
+passing fault that another attempt may clear. ``FatalError`` stops the run at
+once (retrying would only repeat it). ``BadRecordError`` concerns one item and is
+counted, never fatal to the run.
+"""
+
+from __future__ import annotations
+
+
+class IIQSyncError(Exception):
+    """Root of every iiqsync error."""
+
+
+class RetriableError(IIQSyncError):
+    """A passing fault: 429, 5xx, a timeout, a cut-off body, a lost connection.
+
+    ``retry_after`` is the delay in seconds that the server asked for, if any.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RetriableError):
+    """IIQ answered 429 (or 503 with Retry-After): slow down and try again."""
+
+
+class FatalError(IIQSyncError):
+    """Retrying cannot help: fix the setting or the data, then run again."""
+
+
+class ConfigError(FatalError):
+    """One or more configuration problems, each naming the key at fault."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"configuration has {len(self.problems)} problem(s):\n{lines}")
+
+
+class AuthError(FatalError):
+    """IIQ refused the token (401) or its user lacks permission (403)."""
+
+
+class ApiError(FatalError):
+    """IIQ answered in a way no retry will change (404, 400, a changed contract)."""
+
+
+class IncompleteRunError(FatalError):
+    """The staged rows do not account for what IIQ reported; nothing was swapped."""
+
+
+class LockedError(IIQSyncError):
+    """Another run of the same entity holds the lock; this one was skipped."""
+
+
+class BadRecordError(IIQSyncError):
+    """One item could not be read (e.g. it has no primary key); it is skipped."""

@@ -1,0 +1,95 @@
+"""Run the sync in-process, without a broker: the same plan, page and finalize
+functions, pages fetched on a thread pool of ``[General] Threads``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from . import pipeline
+from .client import IIQClient
+from .config import Settings
+from .errors import AuthError, IIQSyncError
+
+log = logging.getLogger(__name__)
+
+
+class _NoProgress:
+    def add(self, entity: str, total: int) -> None: ...
+    def advance(self, entity: str, n: int = 1) -> None: ...
+    def total(self, entity: str, total: int) -> None: ...
+    def done(self, entity: str, text: str) -> None: ...
+
+
+def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=None) -> dict:
+    """One run of one entity, start to finish. Never raises for a failed run: the
+    outcome says what happened (and the run record says it too)."""
+    progress = progress or _NoProgress()
+    started = time.monotonic()
+    run_id = pipeline.new_run_id()
+    try:
+        planned = pipeline.plan(settings, entity, run_id=run_id, mode="local", client=client)
+    except Exception as exc:
+        return _failed(entity, run_id, exc, started)
+    if planned["status"] != "planned":
+        progress.done(entity, "skipped")
+        return {**planned, "seconds": time.monotonic() - started}
+    pages = list(range(1, planned["pages"]))
+    progress.add(entity, planned["pages"])
+    progress.advance(entity)
+    round_no = 0
+    try:
+        while True:
+            _fetch_all(settings, entity, run_id, pages, client, progress)
+            outcome = pipeline.finalize(settings, entity, run_id, round_no, client=client)
+            if outcome["status"] != "repair":
+                break
+            pages, round_no = outcome["pages"], outcome["round"]
+            progress.total(entity, len(pages))
+    except Exception as exc:
+        pipeline.fail(settings, entity, run_id, pipeline._error_text(exc))
+        progress.done(entity, "failed")
+        return _failed(entity, run_id, exc, started)
+    progress.done(entity, outcome["status"])
+    return {**outcome, "seconds": time.monotonic() - started}
+
+
+def _fetch_all(settings, entity, run_id, pages, client, progress) -> None:
+    if not pages:
+        return
+    with ThreadPoolExecutor(max_workers=settings.threads,
+                            thread_name_prefix=f"iiqsync-{entity}") as pool:
+        futures = [pool.submit(pipeline.fetch_page, settings, entity, run_id, p, 0, client)
+                   for p in pages]
+        try:
+            for future in as_completed(futures):
+                future.result()
+                progress.advance(entity)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _failed(entity: str, run_id: str, exc: BaseException, started: float) -> dict:
+    text = str(exc) if isinstance(exc, IIQSyncError) else f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, IIQSyncError):
+        log.exception("run %s of %s failed", run_id, entity)
+    return {"run_id": run_id, "entity": entity, "status": "failed", "error": text,
+            "auth_refused": isinstance(exc, AuthError), "seconds": time.monotonic() - started}
+
+
+def sync(settings: Settings, entities: list[str], progress=None) -> list[dict]:
+    """Sync each entity in turn; pages of each in parallel."""
+    results = []
+    with IIQClient(settings) as client:
+        for entity in entities:
+            results.append(sync_entity(settings, entity, client, progress))
+            if results[-1].get("auth_refused"):
+                # A refused token fails every entity the same way: stop now.
+                for rest in entities[len(results):]:
+                    results.append({"entity": rest, "status": "not run",
+                                    "error": "not attempted: the token was refused"})
+                break
+    return results

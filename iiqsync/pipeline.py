@@ -1,0 +1,382 @@
+"""The sync itself as plain functions: plan, fetch_page, finalize.
+
+Celery tasks (``tasks``) and the in-process runner (``local``) both call these;
+they take primitive arguments, so each can be tested without a broker. All state
+between steps lives in the target database: the run record, per-page progress,
+the run's staging tables. Any step may run again after a crash and produce the
+same staged result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from . import customfields, db, schema, swap
+from .client import IIQClient, Page
+from .config import Settings
+from .dialects import Dialect
+from .entities import Entity, get_entity
+from .errors import FatalError, IIQSyncError, IncompleteRunError, RetriableError
+from .flatten import flatten_page
+from .runs import FAILED, RUNNING, SUCCEEDED, Bookkeeping, Run, utcnow
+
+log = logging.getLogger(__name__)
+
+# Page numbers of repair rounds: round r re-reads page p as r * ROUND_STRIDE + p, so
+# a later read of a row wins over an earlier one when staged copies are deduplicated.
+ROUND_STRIDE = 1 << 24
+
+
+@dataclass
+class Context:
+    """What every step needs: settings, engine, dialect and bookkeeping tables."""
+
+    settings: Settings
+    engine: sa.Engine
+    dialect: Dialect
+    books: Bookkeeping
+
+
+_contexts: dict[tuple[int, int], Context] = {}
+_ctx_lock = threading.Lock()
+_ready: set[tuple[int, str]] = set()
+
+
+def context(settings: Settings) -> Context:
+    key = (os.getpid(), id(settings))
+    ctx = _contexts.get(key)
+    if ctx is None:
+        with _ctx_lock:
+            ctx = _contexts.get(key)
+            if ctx is None:
+                engine = db.get_engine(settings.connection_string)
+                ctx = Context(settings, engine, db.dialect_for(engine),
+                              Bookkeeping(engine, settings.schema))
+                ready_key = (os.getpid(), settings.connection_string)
+                if ready_key not in _ready:
+                    ctx.books.create()
+                    _ready.add(ready_key)
+                _contexts[key] = ctx
+    return ctx
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def normalise_run_id(run_id: str) -> str:
+    """Celery task ids are hyphenated UUIDs; runs use the 32 hex digits."""
+    return run_id.replace("-", "").lower()
+
+
+def _tables_for(ctx: Context, entity: Entity, run: Run) -> swap.RunTables:
+    with ctx.engine.connect() as conn:
+        cf_all = (customfields.all_columns(conn, ctx.books, entity, run.layout.get("cf", []))
+                  if entity.custom_fields else None)
+    return swap.build(entity, ctx.settings, ctx.dialect, run.run_id, run.layout.get("cf", []),
+                      cf_all)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, IIQSyncError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:2000]
+
+
+def abort(ctx: Context, entity: Entity, run_id: str, reason: str) -> bool:
+    """Fail a run: record why, drop its staging tables, free the lock. Final tables
+    are never touched on this path."""
+    failed = ctx.books.fail(run_id, entity.name, reason)
+    run = ctx.books.get(run_id)
+    layout = run.layout.get("cf", []) if run else []
+    swap.drop_staging(ctx.engine, swap.build(entity, ctx.settings, ctx.dialect, run_id, layout))
+    if failed:
+        log.error("run %s of %s failed: %s", run_id, entity.name, reason)
+    return failed
+
+
+# -- plan -------------------------------------------------------------------------
+def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: str = "celery",
+         client: IIQClient | None = None) -> dict:
+    """Start a run: lock the entity, read custom-field definitions and page 0,
+    create the run's staging tables and stage page 0.
+
+    Returns ``{"run_id", "status": "planned", "pages", "total_rows"}``, or
+    ``{"status": "skipped", "reason"}`` when another run of the entity holds the lock.
+    """
+    entity = get_entity(entity_name)
+    ctx = context(settings)
+    run_id = normalise_run_id(run_id or new_run_id())
+    sweep(ctx)
+    holder = ctx.books.try_lock(entity.name, run_id, settings.get("Run", "LockMinutes"))
+    if holder is not None:
+        reason = (f"skipped: run {holder} of {entity.name} is still in progress "
+                  f"(one run per entity at a time)")
+        ctx.books.record_skip(run_id, entity.name, reason, mode)
+        log.warning("%s", reason)
+        return {"run_id": run_id, "entity": entity.name, "status": "skipped", "reason": reason}
+    with ctx.engine.begin() as conn:
+        ctx.books.start(conn, run_id, entity.name, mode)
+    own_client = client is None
+    client = client or IIQClient(settings)
+    try:
+        definitions = client.custom_field_definitions(entity) if entity.custom_fields else []
+        first = client.fetch_page(entity, 0)
+        with ctx.engine.connect() as conn:
+            existing = set()
+            if entity.custom_fields:
+                name = settings.table_name(entity.custom_fields.table_key)
+                inspector = sa.inspect(conn)
+                if inspector.has_table(name, schema=settings.schema):
+                    existing = {c["name"] for c in inspector.get_columns(name, schema=settings.schema)}
+            layout = customfields.plan_layout(conn, ctx.books, entity, definitions, existing,
+                                              ctx.dialect.max_identifier_bytes)
+        pages = max(1, first.page_count or 1)
+        with ctx.engine.begin() as conn:
+            ctx.books.planned(conn, run_id, pages, first.page_size, first.total_rows,
+                              {"cf": layout})
+        run = ctx.books.get(run_id)
+        tables = _tables_for(ctx, entity, run)
+        swap.create_staging(ctx.engine, tables)
+        stage_page(ctx, tables, run_id, 0, first)
+    except BaseException as exc:
+        abort(ctx, entity, run_id, _error_text(exc))
+        raise
+    finally:
+        if own_client:
+            client.close()
+    log.info("run %s of %s planned: %s rows in %d pages", run_id, entity.name,
+             first.total_rows, pages)
+    return {"run_id": run_id, "entity": entity.name, "status": "planned", "pages": pages,
+            "total_rows": first.total_rows}
+
+
+# -- pages ------------------------------------------------------------------------
+def stage_page(ctx: Context, tables: swap.RunTables, run_id: str, page: int,
+               fetched: Page) -> dict:
+    """Write one fetched page into the run's staging tables, replacing any earlier
+    copy of the same page, in one transaction with its progress record."""
+    entity = tables.entity
+    rows, cf_rows, skipped, duplicates = flatten_page(entity, fetched.items, tables.cf_type_ids)
+    main_cols = [c.name for c in entity.columns] + [schema.PAGE_COLUMN]
+    cf_cols = [entity.key, *tables.cf_columns, schema.PAGE_COLUMN]
+    with ctx.engine.begin() as conn:
+        for stage in tables.stages:
+            conn.execute(stage.delete().where(stage.c[schema.PAGE_COLUMN] == page))
+        ctx.dialect.bulk_insert(conn, tables.main_stage, main_cols,
+                                [(*r, page) for r in rows])
+        if tables.cf_stage is not None:
+            ctx.dialect.bulk_insert(conn, tables.cf_stage, cf_cols,
+                                    [(*r, page) for r in cf_rows])
+        ctx.books.page_done(conn, run_id, page, len(fetched.items), len(rows), skipped,
+                            duplicates, fetched.total_rows)
+    return {"page": page, "items": len(fetched.items), "rows": len(rows), "skipped": skipped,
+            "duplicates": duplicates}
+
+
+_run_cache: dict[str, tuple[Run, swap.RunTables]] = {}
+
+
+def _running(ctx: Context, entity: Entity, run_id: str) -> tuple[Run, swap.RunTables] | None:
+    cached = _run_cache.get(run_id)
+    run = ctx.books.get(run_id)
+    if run is None or run.status != RUNNING:
+        _run_cache.pop(run_id, None)
+        return None
+    if cached is None:
+        cached = (run, _tables_for(ctx, entity, run))
+        if len(_run_cache) > 64:
+            _run_cache.clear()
+        _run_cache[run_id] = cached
+    return run, cached[1]
+
+
+def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, retries: int = 0,
+               client: IIQClient | None = None) -> dict:
+    """Fetch one page and stage it. Safe to run twice. ``retries`` is how many
+    times this page was retried on purpose; deliveries beyond that mean a worker
+    died while holding it, and too many fail the run instead of looping."""
+    entity = get_entity(entity_name)
+    ctx = context(settings)
+    found = _running(ctx, entity, run_id)
+    if found is None:
+        return {"page": page, "status": "ignored: the run is no longer running"}
+    run, tables = found
+    deliveries = ctx.books.deliver(run_id, page)
+    redelivered = deliveries - retries - 1
+    limit = settings.get("Run", "MaxPageDeliveries")
+    if redelivered >= limit:
+        raise FatalError(f"page {page} of {entity.name} was delivered {deliveries} times "
+                         f"without finishing (a worker died each time); giving up "
+                         f"([Run] MaxPageDeliveries = {limit})")
+    own_client = client is None
+    client = client or IIQClient(settings)
+    try:
+        fetched = client.fetch_page(entity, page % ROUND_STRIDE, run.page_size)
+    finally:
+        if own_client:
+            client.close()
+    try:
+        return stage_page(ctx, tables, run_id, page, fetched)
+    except sa.exc.DBAPIError as exc:
+        raise db.retriable(exc) from exc
+
+
+# -- finalize ---------------------------------------------------------------------
+def finalize(settings: Settings, entity_name: str, run_id: str, round_no: int = 0,
+             client: IIQClient | None = None) -> dict:
+    """Check completeness, apply schema changes and swap the staged rows in.
+
+    Returns ``{"status": "succeeded", ...}``; or ``{"status": "repair", "pages": [...]}``
+    when rows moved under the run and another pass over the pages is needed (the
+    caller fetches those pages and calls finalize again with ``round_no + 1``).
+    On any failure the run is recorded as failed and the final tables are untouched.
+    """
+    entity = get_entity(entity_name)
+    ctx = context(settings)
+    run = ctx.books.get(run_id)
+    if run is None or run.status != RUNNING:
+        return {"run_id": run_id, "entity": entity.name,
+                "status": run.status if run else "unknown", "error": run.error if run else None}
+    own_client = client is None
+    client = client or IIQClient(settings)
+    try:
+        outcome = _finalize(ctx, entity, run, round_no, client)
+    except RetriableError:
+        # A passing fault (IIQ or the database away): the caller may try again;
+        # the run stays open and the final tables are as they were.
+        raise
+    except sa.exc.DBAPIError as exc:
+        error = db.retriable(exc)
+        if isinstance(error, RetriableError):
+            raise error from exc
+        abort(ctx, entity, run_id, _error_text(exc))
+        raise
+    except BaseException as exc:
+        abort(ctx, entity, run_id, _error_text(exc))
+        raise
+    finally:
+        if own_client:
+            client.close()
+    return outcome
+
+
+def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQClient) -> dict:
+    books = ctx.books
+    tables = _tables_for(ctx, entity, run)
+    done = books.done_pages(run.run_id)
+    expected = {round_no * ROUND_STRIDE + p for p in range(run.pages)} if round_no == 0 else set()
+    missing = sorted(expected - done)
+    if missing:
+        raise IncompleteRunError(f"{len(missing)} of {run.pages} pages never reported "
+                                 f"(first: {missing[:5]}); nothing was swapped")
+    summary = books.page_summary(run.run_id,
+                                 pages=(round_no * ROUND_STRIDE, (round_no + 1) * ROUND_STRIDE))
+    with ctx.engine.begin() as conn:
+        removed = swap.dedupe(conn, tables)
+        staged = conn.execute(sa.select(sa.func.count()).select_from(tables.main_stage)).scalar_one()
+    now_total = client.fetch_page(entity, 0, 1).total_rows
+    seen_totals = {summary["min_total"], summary["max_total"], now_total}
+    if round_no == 0:
+        # Copies of one row on two pages, or a total that changed while pages were
+        # read, mean rows moved under the offset paging: a row may have been skipped.
+        moved = removed
+        drifted = removed > 0 or len((seen_totals | {run.total_rows}) - {None}) > 1
+    else:
+        # Every row is read again in a repair pass; what is new was missed before.
+        found = staged - (run.rows or 0)
+        moved = (run.moved or 0) + max(found, 0)
+        drifted = found > 0 or len(seen_totals - {None}) > 1
+    known = [t for t in (run.total_rows, now_total) if t is not None]
+    floor = min(known) if known else 0
+    log.info("run %s of %s pass %d: %d staged, IIQ reports %s (at start %s), %d moved",
+             run.run_id, entity.name, round_no, staged, now_total, run.total_rows, moved)
+    max_rounds = ctx.settings.get("Run", "DriftRounds")
+    if (drifted or staged < floor) and round_no < max_rounds:
+        with ctx.engine.begin() as conn:
+            books.update(conn, run.run_id, moved=moved, rows=staged)
+        size = run.page_size or 1
+        pages = max(1, -(-(now_total or 0) // size))
+        next_round = round_no + 1
+        log.warning("run %s of %s: rows moved during the run; reading all %d pages again "
+                    "(pass %d of at most %d)", run.run_id, entity.name, pages, next_round + 1,
+                    max_rounds + 1)
+        return {"run_id": run.run_id, "entity": entity.name, "status": "repair",
+                "round": next_round,
+                "pages": [next_round * ROUND_STRIDE + p for p in range(pages)]}
+    if staged < floor:
+        raise IncompleteRunError(
+            f"staged {staged} distinct rows but IIQ reports {now_total} "
+            f"(and {run.total_rows} when the run began); rows kept moving during "
+            f"{round_no + 1} pass(es); nothing was swapped")
+    with ctx.engine.begin() as conn:
+        changes = swap.ensure_final_tables(conn, ctx.dialect, tables)
+    for change in changes:
+        log.info("run %s: %s", run.run_id, change)
+    with ctx.engine.begin() as conn:
+        rows = swap.replace_all(conn, ctx.dialect, tables)
+        if entity.custom_fields:
+            customfields.record_mapping(conn, books, entity, run.layout.get("cf", []))
+        if rows is None or rows < 0:
+            rows = staged
+        skipped = books.page_summary(run.run_id, conn, pages=(0, ROUND_STRIDE))["skipped"]
+        books.update(conn, run.run_id, status=SUCCEEDED, finished=utcnow(), rows=rows,
+                     skipped=skipped, moved=moved)
+        books.unlock(conn, entity.name, run.run_id)
+    swap.drop_staging(ctx.engine, tables)
+    _run_cache.pop(run.run_id, None)
+    log.info("run %s of %s succeeded: %d rows", run.run_id, entity.name, rows)
+    return {"run_id": run.run_id, "entity": entity.name, "status": SUCCEEDED, "rows": rows,
+            "skipped": skipped, "moved": moved, "schema_changes": changes}
+
+
+def fail(settings: Settings, entity_name: str, run_id: str, reason: str) -> bool:
+    """Record a run as failed from outside (a chord error callback)."""
+    entity = get_entity(entity_name)
+    return abort(context(settings), entity, normalise_run_id(run_id), reason)
+
+
+# -- sweeping ---------------------------------------------------------------------
+_STAGE_NAME = re.compile(rf"^{schema.STAGING_PREFIX}([0-9a-f]{{12}})_(main|cf)$", re.I)
+
+
+def sweep(ctx: Context) -> list[str]:
+    """Fail runs whose lock expired (their worker died) and drop staging tables
+    that belong to no running run. Returns the dropped table names."""
+    books = ctx.books
+    now = utcnow()
+    with ctx.engine.begin() as conn:
+        stale = conn.execute(sa.select(books.runs.c.run_id, books.runs.c.entity)
+                             .where(books.runs.c.status == RUNNING)).fetchall()
+        locks = {r.run_id: r.expires for r in conn.execute(sa.select(books.locks)).fetchall()}
+    for run_id, entity in stale:
+        expires = locks.get(run_id)
+        if expires is None or expires < now:
+            books.fail(run_id, entity, "abandoned: its lock expired before it finished")
+    with ctx.engine.connect() as conn:
+        names = sa.inspect(conn).get_table_names(schema=ctx.settings.schema)
+        running = {r[0][:12] for r in conn.execute(
+            sa.select(books.runs.c.run_id).where(books.runs.c.status == RUNNING)).fetchall()}
+    dropped = []
+    for name in names:
+        match = _STAGE_NAME.match(name)
+        if match and match.group(1).lower() not in running:
+            table = sa.Table(name, sa.MetaData(), schema=ctx.settings.schema)
+            try:
+                table.drop(ctx.engine, checkfirst=True)
+                dropped.append(name)
+            except sa.exc.DBAPIError as exc:
+                log.warning("could not drop leftover staging table %s: %s", name, exc)
+    if dropped:
+        log.info("swept %d leftover staging table(s)", len(dropped))
+    return dropped
+
+
+__all__ = ["plan", "fetch_page", "finalize", "fail", "sweep", "context", "FAILED"]

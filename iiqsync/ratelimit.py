@@ -1,0 +1,110 @@
+"""One request budget per IIQ instance, shared by every worker.
+
+IIQ answers 429/503 when pushed. A token bucket in Redis (one Lua call per
+request, atomic across every worker on every machine) keeps the whole fleet
+under ``[IncidentIQ] RequestsPerSecond``; without a broker an in-process bucket
+does the same for the threads of a local run. A 429 tells every worker to pause:
+the bucket is drained and refills only after the server's ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+_TAKE = """
+local key = KEYS[1]
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', key, 'tokens', 'ts')
+local tokens = tonumber(state[1]) or burst
+local ts = tonumber(state[2]) or now
+if now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * rate)
+  ts = now
+end
+tokens = tokens - 1
+local wait = 0
+if tokens < 0 then wait = -tokens / rate end
+if ts > now then wait = wait + (ts - now) end
+redis.call('HSET', key, 'tokens', tokens, 'ts', ts)
+redis.call('EXPIRE', key, 3600)
+return tostring(wait)
+"""
+
+_PAUSE = """
+local key = KEYS[1]
+local until_ts = tonumber(ARGV[1])
+local ts = tonumber(redis.call('HGET', key, 'ts')) or 0
+if until_ts > ts then
+  redis.call('HSET', key, 'tokens', 0, 'ts', until_ts)
+  redis.call('EXPIRE', key, 3600)
+end
+return 1
+"""
+
+
+class LocalBudget:
+    """A token bucket for the threads of one process."""
+
+    def __init__(self, rate: float, burst: float | None = None):
+        self.rate = rate
+        self.burst = burst or max(1.0, rate)
+        self._tokens = self.burst
+        self._ts = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        # Reserve a slot now and sleep until it comes: callers are served in order.
+        with self._lock:
+            now = time.monotonic()
+            if now > self._ts:
+                self._tokens = min(self.burst, self._tokens + (now - self._ts) * self.rate)
+                self._ts = now
+            self._tokens -= 1
+            wait = max(0.0, -self._tokens / self.rate) + max(0.0, self._ts - now)
+        if wait > 0:
+            time.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._tokens = 0
+            self._ts = max(self._ts, time.monotonic() + seconds)
+
+
+class RedisBudget:
+    """A token bucket in Redis, keyed by the IIQ instance."""
+
+    def __init__(self, redis_url: str, instance: str, rate: float, burst: float | None = None):
+        import redis
+
+        self.rate = rate
+        self.burst = burst or max(1.0, rate)
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=10)
+        digest = hashlib.sha1(instance.encode()).hexdigest()[:16]
+        self.key = f"iiqsync:budget:{digest}"
+        self._take = self._redis.register_script(_TAKE)
+        self._pause = self._redis.register_script(_PAUSE)
+
+    def _now(self) -> float:
+        seconds, micros = self._redis.time()
+        return seconds + micros / 1e6
+
+    def acquire(self) -> None:
+        wait = float(self._take(keys=[self.key], args=[self.rate, self.burst, self._now()]))
+        if wait > 0:
+            time.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        self._pause(keys=[self.key], args=[self._now() + seconds])
+
+
+def make_budget(settings) -> LocalBudget | RedisBudget:
+    """The shared budget when a Redis broker is configured, else a local one."""
+    rate = settings.get("IncidentIQ", "RequestsPerSecond")
+    broker = settings.broker_url
+    if broker and broker.startswith(("redis://", "rediss://")):
+        return RedisBudget(broker, settings.base_url or "", rate)
+    return LocalBudget(rate)

@@ -1,0 +1,154 @@
+"""Finalize's database work: additive schema changes, then the atomic swap.
+
+Schema changes read the real catalog and only ever add: a missing table is
+created, a missing column is added, a bounded text column too short for a staged
+value is widened. The swap then replaces each final table's rows with the staged
+rows in ONE transaction for all of an entity's tables, so readers see the old
+rows until commit and the new rows after, never an empty or half-filled table.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from . import schema
+from .config import Settings
+from .dialects import Dialect
+from .entities import Entity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunTables:
+    """The final and staging tables of one run of one entity."""
+
+    entity: Entity
+    main: sa.Table
+    main_stage: sa.Table
+    cf: sa.Table | None = None
+    cf_stage: sa.Table | None = None
+    cf_type_ids: list[str] = field(default_factory=list)  # layout order
+    cf_columns: list[str] = field(default_factory=list)  # layout order
+
+    @property
+    def pairs(self) -> list[tuple[sa.Table, sa.Table, list[str]]]:
+        """(final, staging, columns to copy) for every table of the entity."""
+        out = [(self.main, self.main_stage, [c.name for c in self.entity.columns])]
+        if self.cf is not None:
+            out.append((self.cf, self.cf_stage, [self.entity.key, *self.cf_columns]))
+        return out
+
+    @property
+    def stages(self) -> list[sa.Table]:
+        return [s for _, s, _ in self.pairs]
+
+
+def build(entity: Entity, settings: Settings, dialect: Dialect, run_id: str,
+          layout: list[dict], cf_all_columns: list[str] | None = None) -> RunTables:
+    """Table objects for a run from its custom-field layout."""
+    md = sa.MetaData()
+    main = schema.main_table(md, entity, settings, dialect)
+    tables = RunTables(entity, main, schema.staging_table(md, schema.staging_name(run_id, "main"),
+                                                          main, dialect))
+    if entity.custom_fields is not None:
+        tables.cf_type_ids = [e["type_id"] for e in layout]
+        tables.cf_columns = [e["column"] for e in layout]
+        stage_cf = schema.custom_field_table(sa.MetaData(), entity, settings, dialect,
+                                             tables.cf_columns)
+        tables.cf = schema.custom_field_table(md, entity, settings, dialect,
+                                              cf_all_columns or tables.cf_columns)
+        tables.cf_stage = schema.staging_table(md, schema.staging_name(run_id, "cf"),
+                                               stage_cf, dialect)
+    return tables
+
+
+def create_staging(engine: sa.Engine, tables: RunTables) -> None:
+    """Fresh staging tables (dropped first: a redelivered plan starts clean)."""
+    for stage in tables.stages:
+        stage.drop(engine, checkfirst=True)
+        stage.create(engine)
+
+
+def drop_staging(engine: sa.Engine, tables: RunTables) -> None:
+    for stage in tables.stages:
+        try:
+            stage.drop(engine, checkfirst=True)
+        except sa.exc.DBAPIError as exc:  # swept again later
+            log.warning("could not drop staging table %s: %s", stage.name, exc)
+
+
+def dedupe(conn: sa.Connection, tables: RunTables) -> int:
+    """Keep one staged row per key: the one fetched last (highest page number).
+
+    A row seen on two pages moved while the run read the list. Returns how many
+    surplus copies were removed."""
+    removed = 0
+    for _final, stage, _cols in tables.pairs:
+        key = stage.c[tables.entity.key]
+        page = stage.c[schema.PAGE_COLUMN]
+        dupes = conn.execute(sa.select(key, sa.func.max(page)).group_by(key)
+                             .having(sa.func.count() > 1)).fetchall()
+        for value, last in dupes:
+            removed += conn.execute(stage.delete().where(key == value, page < last)).rowcount
+    return removed
+
+
+def ensure_final_tables(conn: sa.Connection, dialect: Dialect, tables: RunTables) -> list[str]:
+    """Create missing final tables and add missing columns; widen bounded text
+    columns that a staged value would not fit. Returns what was changed."""
+    changes = []
+    inspector = sa.inspect(conn)
+    for final, stage, _cols in tables.pairs:
+        if not inspector.has_table(final.name, schema=final.schema):
+            final.create(conn)
+            changes.append(f"created table {final.name}")
+            continue
+        present = {c["name"].lower(): c for c in inspector.get_columns(final.name,
+                                                                       schema=final.schema)}
+        for column in final.columns:
+            if column.name.lower() not in present:
+                added = sa.Column(column.name, column.type, nullable=True)
+                conn.exec_driver_sql(dialect.add_column_sql(conn, final, added))
+                changes.append(f"added column {final.name}.{column.name}")
+        changes += _widen(conn, dialect, final, stage, present)
+    return changes
+
+
+def _widen(conn, dialect, final, stage, present) -> list[str]:
+    bounded = []
+    for column in final.columns:
+        reflected = present.get(column.name.lower())
+        if reflected is None or column.name not in stage.c:
+            continue
+        length = getattr(reflected["type"], "length", None)
+        if isinstance(reflected["type"], sa.String) and length and not isinstance(
+                reflected["type"], sa.CHAR):
+            bounded.append((column, length))
+    if not bounded:
+        return []
+    longest = conn.execute(sa.select(*[sa.func.max(sa.func.char_length(stage.c[c.name]))
+                                       for c, _ in bounded])).first()
+    changes = []
+    for (column, length), needed in zip(bounded, longest):
+        if needed and needed > length:
+            new_type = dialect.widened_type(column, needed)
+            conn.exec_driver_sql(dialect.widen_column_sql(conn, final, column, new_type))
+            changes.append(f"widened {final.name}.{column.name} for a {needed}-character value")
+    return changes
+
+
+def replace_all(conn: sa.Connection, dialect: Dialect, tables: RunTables) -> int:
+    """Inside the caller's transaction: make every final table hold its staged rows.
+    Returns the number of rows now in the main table."""
+    dialect.begin_swap(conn)
+    rows = 0
+    for i, (final, stage, cols) in enumerate(tables.pairs):
+        for statement in dialect.replace_statements(final, stage, cols):
+            result = conn.execute(statement)
+            if i == 0 and isinstance(statement, sa.sql.dml.Insert):
+                rows = result.rowcount
+    return rows
