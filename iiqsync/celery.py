@@ -11,6 +11,7 @@ from __future__ import annotations
 from celery import Celery, signals
 
 from . import config, db
+from .health import HeartbeatFile
 from .schedule import beat_schedule
 
 TASK_SOFT_LIMIT = 540
@@ -59,6 +60,8 @@ def make_app(conf: config.Settings) -> Celery:
 
 
 app = make_app(settings())
+# Liveness without a broker round trip: the worker touches a file on its own timer.
+app.steps["worker"].add(HeartbeatFile)
 
 
 @signals.worker_process_init.connect

@@ -7,11 +7,11 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime
 
 from . import config
 from .entities import ENTITIES, get_entity
 from .errors import ConfigError, IIQSyncError
+from .runs import utcnow
 
 log = logging.getLogger("iiqsync")
 
@@ -156,22 +156,26 @@ def _print_results(results) -> None:
 
 
 def _enqueue(settings, entities, wait, timeout, progress) -> int:
+    from . import pipeline
     from .tasks import plan
 
-    run_ids = {}
+    pipeline.context(settings)  # the database is reachable and iiqsync's tables exist
+    results = {}
     for name in entities:
-        result = plan.delay(name)
-        run_ids[name] = result.id.replace("-", "")
-        print(f"enqueued {name}: run {run_ids[name]}")
+        results[name] = plan.delay(name)
+        print(f"enqueued {name}: run {results[name].id.replace('-', '')}")
     if not wait:
         return 0
-    return _wait(settings, run_ids, timeout, progress)
+    return _wait(settings, results, timeout, progress)
 
 
-def _wait(settings, run_ids: dict[str, str], timeout: float, progress: bool) -> int:
+def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
+    """Follow the runs in the database until each has ended; a plan task that died
+    before recording its run is reported from its Celery result."""
     from . import pipeline
     from .progress import Progress
 
+    run_ids = {name: r.id.replace("-", "") for name, r in results.items()}
     books = pipeline.context(settings).books
     deadline = time.monotonic() + timeout
     final: dict[str, dict] = {}
@@ -182,6 +186,11 @@ def _wait(settings, run_ids: dict[str, str], timeout: float, progress: bool) -> 
                     continue
                 run = books.get(run_id)
                 if run is None:
+                    if results[name].state == "FAILURE":
+                        error = results[name].result
+                        final[name] = {"entity": name, "status": "failed",
+                                       "error": f"{type(error).__name__}: {error}"}
+                        bar.done(name, "failed")
                     continue
                 if run.pages:
                     bar.add(name, run.pages)
@@ -258,7 +267,7 @@ def cmd_status(args) -> int:
 
     settings = config.load(args.config, require_iiq=False)
     books = pipeline.context(settings).books
-    now = datetime.utcnow()
+    now = utcnow()
     last_ok = books.last_success()
     rows = books.latest(args.runs)
     print(f"{'entity':<10} {'status':<9} {'started (UTC)':<19} {'took':>7} {'rows':>9} "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -179,12 +180,20 @@ class Settings:
         return out
 
 
+_ODBC_SECRET = re.compile(r"((?:PWD|Password)(?:=|%3D))((?:(?!%3B)[^;&])*)", re.I)
+
+
 def _mask_url(url: str) -> str:
     parts = urlsplit(url)
+    if not parts.password and not _ODBC_SECRET.search(parts.query):
+        return url
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+        parts = parts._replace(netloc=netloc)
+    if parts.query:
+        # odbc_connect strings carry PWD=... inside the query string.
+        parts = parts._replace(query=_ODBC_SECRET.sub(r"\1********", parts.query))
+    return parts.geturl()
 
 
 def instance_url(instance: str | None) -> str | None:
@@ -242,9 +251,22 @@ def _max_hint(key: Key) -> str:
     return ""
 
 
+def _parse_problem(exc: configparser.Error) -> str:
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno}: a setting comes before the first [Section] header"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
+        return f"line(s) {lines}: not of the form 'Key: value'"
+    if isinstance(exc, (configparser.DuplicateOptionError, configparser.DuplicateSectionError)):
+        return f"line {exc.lineno}: {type(exc).__name__.replace('Error', '')} of " + (
+            f"[{exc.section}] {getattr(exc, 'option', '')}".strip())
+    return type(exc).__name__
+
+
 def _suggest(name: str, choices) -> str:
-    close = difflib.get_close_matches(name.lower(), list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    by_lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 def load(path: str | os.PathLike | None = None, env: dict | None = None,
@@ -263,7 +285,8 @@ def load(path: str | os.PathLike | None = None, env: dict | None = None,
         try:
             parser.read(file_path, encoding="utf-8-sig")
         except configparser.Error as exc:
-            raise ConfigError([f"{file_path}: cannot be parsed: {exc}"]) from None
+            # configparser quotes the offending line, which may hold the token: say where only.
+            raise ConfigError([f"{file_path}: cannot be parsed: {_parse_problem(exc)}"]) from None
         source = str(file_path)
         for section in parser.sections():
             known = KEYS_BY_SECTION.get(section.lower())
@@ -312,8 +335,8 @@ def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(settings.connection_string)
-    except ArgumentError:
+        make_url(settings.connection_string).port  # noqa: B018  (a bad port raises here)
+    except (ArgumentError, ValueError):
         problems.append("[Database] ConnectionString is not a SQLAlchemy URL "
                         "(expected e.g. postgresql+psycopg2://user:pass@host/db)")
     for k in ("BrokerUrl", "ResultBackend"):

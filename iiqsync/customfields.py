@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from . import schema
 from .client import FieldDefinition
 from .entities import Entity
 from .identifiers import allocate
@@ -23,7 +24,8 @@ def plan_layout(conn: sa.Connection, books: Bookkeeping, entity: Entity,
     """One entry per defined field, in a stable order: known fields first (in the
     order their columns were made), then new fields in definition order."""
     mapped = {row.custom_field_type_id: row for row in books.mapping(conn, entity.name)}
-    taken = {entity.key} | set(existing_columns) | {row.column_name for row in mapped.values()}
+    taken = ({entity.key, schema.PAGE_COLUMN} | set(existing_columns)
+             | {row.column_name for row in mapped.values()})
     known, new = [], []
     for field in definitions:
         row = mapped.get(field.type_id)

@@ -22,7 +22,10 @@ _lock = threading.Lock()
 def dialect_for(engine: sa.Engine) -> dialects.Dialect:
     name = engine.dialect.name
     if name == "oracle":
-        return dialects.OracleDialect(getattr(engine.dialect, "server_version_info", None))
+        if getattr(engine.dialect, "server_version_info", None) is None:
+            with engine.connect():  # the version is known only once connected
+                pass
+        return dialects.OracleDialect(engine.dialect.server_version_info)
     return dialects.for_name(name)
 
 

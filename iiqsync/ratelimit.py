@@ -40,8 +40,12 @@ local until_ts = tonumber(ARGV[1])
 local ts = tonumber(redis.call('HGET', key, 'ts')) or 0
 if until_ts > ts then
   redis.call('HSET', key, 'tokens', 0, 'ts', until_ts)
-  redis.call('EXPIRE', key, 3600)
 end
+local paused = tonumber(redis.call('HGET', key, 'paused')) or 0
+if until_ts > paused then
+  redis.call('HSET', key, 'paused', until_ts)
+end
+redis.call('EXPIRE', key, 3600)
 return 1
 """
 
@@ -54,6 +58,7 @@ class LocalBudget:
         self.burst = burst or max(1.0, rate)
         self._tokens = self.burst
         self._ts = time.monotonic()
+        self._paused_until = 0.0
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
@@ -67,11 +72,16 @@ class LocalBudget:
             wait = max(0.0, -self._tokens / self.rate) + max(0.0, self._ts - now)
         if wait > 0:
             time.sleep(wait)
+        # A pause that began while this caller slept holds it too.
+        while (remaining := self._paused_until - time.monotonic()) > 0:
+            time.sleep(remaining)
 
     def pause(self, seconds: float) -> None:
         with self._lock:
-            self._tokens = 0
-            self._ts = max(self._ts, time.monotonic() + seconds)
+            until = time.monotonic() + seconds
+            self._paused_until = max(self._paused_until, until)
+            self._tokens = min(self._tokens, 0)
+            self._ts = max(self._ts, until)
 
 
 class RedisBudget:
@@ -96,6 +106,13 @@ class RedisBudget:
         wait = float(self._take(keys=[self.key], args=[self.rate, self.burst, self._now()]))
         if wait > 0:
             time.sleep(wait)
+            # A pause that another worker began while this one slept holds it too.
+            while True:
+                paused = float(self._redis.hget(self.key, "paused") or 0)
+                remaining = paused - self._now()
+                if remaining <= 0:
+                    return
+                time.sleep(remaining)
 
     def pause(self, seconds: float) -> None:
         self._pause(keys=[self.key], args=[self._now() + seconds])

@@ -9,8 +9,9 @@ released in the same transaction as the run's record.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -20,7 +21,8 @@ RUNNING, SUCCEEDED, FAILED, SKIPPED = "running", "succeeded", "failed", "skipped
 
 
 def utcnow() -> datetime:
-    return datetime.utcnow().replace(microsecond=0)
+    """Naive UTC, as every timestamp iiqsync writes to its own tables."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -50,8 +52,17 @@ class Bookkeeping:
         self.locks = self.tables[schema.LOCKS]
         self.custom_fields = self.tables[schema.CUSTOM_FIELDS]
 
-    def create(self) -> None:
-        self.metadata.create_all(self.engine, checkfirst=True)
+    def create(self, attempts: int = 5) -> None:
+        """Create iiqsync's tables if missing. Workers starting together race to
+        create them; the losers see the winner's tables on the next look."""
+        for attempt in range(attempts):
+            try:
+                self.metadata.create_all(self.engine, checkfirst=True)
+                return
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     # -- lock -----------------------------------------------------------------
     def try_lock(self, entity: str, run_id: str, minutes: int, _tries: int = 3) -> str | None:
@@ -185,7 +196,7 @@ class Bookkeeping:
                      pages: tuple[int, int] | None = None) -> dict:
         """Totals over the run's finished pages, or those numbered in [lo, hi)."""
         p = self.pages
-        query = (sa.select(sa.func.count(), sa.func.sum(p.c.items), sa.func.sum(p.c.skipped),
+        query = (sa.select(sa.func.count(), sa.func.sum(p.c["items"]), sa.func.sum(p.c.skipped),
                            sa.func.sum(p.c.duplicates), sa.func.min(p.c.total_rows),
                            sa.func.max(p.c.total_rows))
                  .where(p.c.run_id == run_id, p.c.done.is_(True)))

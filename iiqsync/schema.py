@@ -8,6 +8,7 @@ nullable) and add the page number, so a page written twice replaces itself.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from .config import Settings
 from .dialects import Dialect
@@ -15,6 +16,9 @@ from .entities import Entity
 
 PAGE_COLUMN = "iiqsync_page"
 STAGING_PREFIX = "iiqs_"
+
+# Bookkeeping timestamps keep microseconds everywhere (MySQL drops them by default).
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 RUNS = "iiqsync_runs"
 RUN_PAGES = "iiqsync_run_pages"
@@ -28,8 +32,8 @@ def internal_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         RUNS, metadata,
         sa.Column("run_id", sa.String(32), primary_key=True),
         sa.Column("entity", sa.String(32), nullable=False, index=True),
-        sa.Column("started", sa.DateTime(), nullable=False),
-        sa.Column("finished", sa.DateTime()),
+        sa.Column("started", Timestamp, nullable=False),
+        sa.Column("finished", Timestamp),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("pages", sa.Integer()),
         sa.Column("page_size", sa.Integer()),
@@ -52,7 +56,7 @@ def internal_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("total_rows", sa.Integer()),
         sa.Column("deliveries", sa.Integer(), nullable=False, default=1),
         sa.Column("done", sa.Boolean(), nullable=False, default=False),
-        sa.Column("finished", sa.DateTime()),
+        sa.Column("finished", Timestamp),
     )
     custom_fields = sa.Table(
         CUSTOM_FIELDS, metadata,
@@ -62,15 +66,15 @@ def internal_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("display_name", sa.Text()),
         sa.Column("editor_type_id", sa.Integer()),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("first_seen", sa.DateTime(), nullable=False),
-        sa.Column("last_seen", sa.DateTime(), nullable=False),
+        sa.Column("first_seen", Timestamp, nullable=False),
+        sa.Column("last_seen", Timestamp, nullable=False),
     )
     locks = sa.Table(
         LOCKS, metadata,
         sa.Column("entity", sa.String(32), primary_key=True),
         sa.Column("run_id", sa.String(32), nullable=False),
-        sa.Column("acquired", sa.DateTime(), nullable=False),
-        sa.Column("expires", sa.DateTime(), nullable=False),
+        sa.Column("acquired", Timestamp, nullable=False),
+        sa.Column("expires", Timestamp, nullable=False),
     )
     return {RUNS: runs, RUN_PAGES: pages, CUSTOM_FIELDS: custom_fields, LOCKS: locks}
 
@@ -105,16 +109,17 @@ def staging_name(run_id: str, suffix: str) -> str:
     return f"{STAGING_PREFIX}{run_id[:12]}_{suffix}"
 
 
-def staging_table(metadata: sa.MetaData, name: str, final: sa.Table,
-                  dialect: Dialect) -> sa.Table:
+def staging_table(metadata: sa.MetaData, name: str, final: sa.Table, dialect: Dialect,
+                  free_text: set[str] = frozenset()) -> sa.Table:
     """A staging copy of ``final``: same columns, no constraints, plus the page number.
 
-    String columns are unbounded in staging, so an over-long value is staged whole
-    and finalize can widen the final column instead of losing the value."""
+    Free-text columns (``free_text``) are unbounded in staging, so an over-long value
+    is staged whole and finalize can widen the final column instead of losing the
+    value. Keys and GUIDs keep their type: they are grouped and compared."""
     cols = []
     for c in final.columns:
         col_type = c.type
-        if dialect.string_column_limit(c) is not None and not isinstance(c.type, sa.CHAR):
+        if c.name in free_text and dialect.string_column_limit(c) is not None:
             col_type = dialect.widened_type(c, 0)
         cols.append(sa.Column(c.name, col_type, nullable=True))
     cols.append(sa.Column(PAGE_COLUMN, sa.Integer(), nullable=False))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from . import entities as k
 from . import schema
 from .config import Settings
 from .dialects import Dialect
@@ -52,8 +53,9 @@ def build(entity: Entity, settings: Settings, dialect: Dialect, run_id: str,
     """Table objects for a run from its custom-field layout."""
     md = sa.MetaData()
     main = schema.main_table(md, entity, settings, dialect)
+    free_text = {c.name for c in entity.columns if c.kind == k.TEXT}
     tables = RunTables(entity, main, schema.staging_table(md, schema.staging_name(run_id, "main"),
-                                                          main, dialect))
+                                                          main, dialect, free_text))
     if entity.custom_fields is not None:
         tables.cf_type_ids = [e["type_id"] for e in layout]
         tables.cf_columns = [e["column"] for e in layout]
@@ -133,7 +135,7 @@ def _widen(conn, dialect, final, stage, present) -> list[str]:
     longest = conn.execute(sa.select(*[sa.func.max(sa.func.char_length(stage.c[c.name]))
                                        for c, _ in bounded])).first()
     changes = []
-    for (column, length), needed in zip(bounded, longest):
+    for (column, length), needed in zip(bounded, longest, strict=True):
         if needed and needed > length:
             new_type = dialect.widened_type(column, needed)
             conn.exec_driver_sql(dialect.widen_column_sql(conn, final, column, new_type))

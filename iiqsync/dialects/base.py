@@ -98,7 +98,7 @@ class Dialect:
                        rows: Sequence[tuple]) -> None:
         """The portable path through SQLAlchemy Core; the reference every fast path matches."""
         if rows:
-            conn.execute(table.insert(), [dict(zip(columns, r)) for r in rows])
+            conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
 
     # -- swap ----------------------------------------------------------------
     def replace_statements(self, final: sa.Table, staging: sa.Table,
@@ -120,7 +120,10 @@ class Dialect:
     def add_column_sql(self, conn: sa.Connection, table: sa.Table, column: sa.Column) -> str:
         """``ALTER TABLE t ADD <column definition>``; every supported database reads it."""
         prep = conn.dialect.identifier_preparer
-        definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        # Some compilers (SQL Server's) only render a column that belongs to a table.
+        bound = sa.Column(column.name, column.type, nullable=True)
+        sa.Table(table.name, sa.MetaData(), bound, schema=table.schema)
+        definition = sa.schema.CreateColumn(bound).compile(dialect=conn.dialect)
         return f"ALTER TABLE {prep.format_table(table)} ADD {definition}"
 
     def widen_column_sql(self, conn: sa.Connection, table: sa.Table, column: sa.Column,

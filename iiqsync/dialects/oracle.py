@@ -20,7 +20,7 @@ class OracleDialect(Dialect):
 
     def column_type(self, kind, string_length):
         if kind == "guid":
-            return sa.VARCHAR(36)
+            return oracle.VARCHAR2(36)
         if kind == "text":
             return sa.NVARCHAR(min(string_length, 2000))
         if kind == "longtext":
