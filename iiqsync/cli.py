@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                        description="Start the bundled IIQ simulator on a free loopback port, "
                                    "sync every entity into a SQLite file in-process, and print "
                                    "what landed. Needs no account, broker or server.")
-    d.add_argument("--db", default="iiqsync-demo.db", help="SQLite file (default %(default)s)")
+    d.add_argument("--db", default="iiqsync.db",
+                   help="SQLite file (default %(default)s, the file 'iiqsync status' reads "
+                        "when nothing else is configured)")
     d.add_argument("--users", type=int, default=1500)
     d.add_argument("--assets", type=int, default=3000)
     d.add_argument("--tickets", type=int, default=2500)
@@ -129,9 +131,10 @@ def cmd_sync(args) -> int:
 
 
 def _run_local(settings, entities, progress=True) -> int:
-    from . import local
+    from . import local, pipeline
     from .progress import Progress
 
+    pipeline.context(settings)  # one clear error if the database cannot be used
     with Progress(enabled=progress and sys.stderr.isatty()) as bar:
         results = local.sync(settings, entities, bar)
     _print_results(results)
@@ -233,8 +236,11 @@ def cmd_demo(args) -> int:
         code = _run_local(settings, list(ENTITIES), progress=not args.no_progress)
         print(f"\nsynced in {time.monotonic() - started:.1f}s into {args.db}:")
     _print_tables(settings)
-    print(f"\nTry: sqlite3 {args.db} 'SELECT AssetTag, ModelName, LocationName FROM Assets "
-          "LIMIT 5'")
+    status = "iiqsync status" if args.db == "iiqsync.db" else (
+        f"IIQSYNC_DATABASE_CONNECTIONSTRING=sqlite:///{args.db} iiqsync status")
+    print(f"\nRun history: {status}\n"
+          f"Query it:    sqlite3 {args.db} 'SELECT AssetTag, ModelName, LocationName "
+          "FROM Assets LIMIT 5'")
     return code
 
 

@@ -307,7 +307,8 @@ def load(path: str | os.PathLike | None = None, env: dict | None = None,
     for var, value in env.items():
         if var in ENV_NAMES:
             key = next(k for k in KEYS if k.env == var)
-            raw[(key.section.lower(), key.name.lower())] = (value, var)
+            raw[(key.section.lower(), key.name.lower())] = (
+                value, f"[{key.section}] {key.name} (env {var})")
         else:
             for prefix in prefixes:
                 if var.startswith(prefix):

@@ -24,6 +24,10 @@ class RetriableError(IIQSyncError):
         self.retry_after = retry_after
 
 
+class DatabaseUnavailableError(RetriableError):
+    """The target database cannot be reached (refused, down, wrong host)."""
+
+
 class RateLimitedError(RetriableError):
     """IIQ answered 429 (or 503 with Retry-After): slow down and try again."""
 

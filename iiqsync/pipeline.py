@@ -23,7 +23,7 @@ from .client import IIQClient, Page
 from .config import Settings
 from .dialects import Dialect
 from .entities import Entity, get_entity
-from .errors import FatalError, IIQSyncError, IncompleteRunError, RetriableError
+from .errors import DatabaseUnavailableError, FatalError, IIQSyncError, IncompleteRunError, RetriableError
 from .flatten import flatten_page
 from .runs import FAILED, RUNNING, SUCCEEDED, Bookkeeping, Run, utcnow
 
@@ -61,7 +61,14 @@ def context(settings: Settings) -> Context:
                               Bookkeeping(engine, settings.schema))
                 ready_key = (os.getpid(), settings.connection_string)
                 if ready_key not in _ready:
-                    ctx.books.create()
+                    try:
+                        ctx.books.create()
+                    except sa.exc.DBAPIError as exc:
+                        where = engine.url.render_as_string(hide_password=True)
+                        first = str(exc.orig or exc).strip().splitlines()[0][:300]
+                        raise DatabaseUnavailableError(
+                            f"cannot use the database {where}: {first} "
+                            "(check [Database] ConnectionString)") from None
                     _ready.add(ready_key)
                 _contexts[key] = ctx
     return ctx

@@ -1,0 +1,121 @@
+"""The command line as a user meets it: the old tool's config.ini, the demo, status
+as a monitoring check, and clear errors for bad settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from .conftest import TOKEN, make_env, run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def old_config(tmp_path, instance: str, db_url: str, token: str = TOKEN) -> Path:
+    """The old tool's config.ini with only its values pointed at the simulator."""
+    text = (FIXTURES / "old-tool-config.ini").read_text()
+    text = text.replace("domain.incidentiq.com", instance)
+    text = text.replace("MY_API_BEARER_TOKEN_HERE", token)
+    text = text.replace("'postgresql://azurediamond:hunter2@localhost/mydatabase'", f"'{db_url}'")
+    path = tmp_path / "config.ini"
+    path.write_text(text)
+    return path
+
+
+def table_counts(db_url: str) -> dict[str, int]:
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        names = [n for n in sa.inspect(conn).get_table_names() if not n.startswith("iiqsync_")]
+        counts = {n: conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{n}"').scalar_one() for n in names}
+    engine.dispose()
+    return counts
+
+
+def test_old_tool_config_runs_unchanged(tmp_path, iiq, district, sqlite_url):
+    path = old_config(tmp_path, iiq.url, sqlite_url)
+    done = run_cli(["sync", "--config", str(path), "--no-progress"], {}, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "running in-process" in done.stderr  # no broker in the old file
+    counts = table_counts(sqlite_url)
+    assert counts == {
+        "Users": district.count("users"), "UserCustomFields": district.count("users"),
+        "Assets": district.count("assets"), "AssetCustomFields": district.count("assets"),
+        "Locations": district.count("locations"), "Rooms": district.count("rooms"),
+        "Teams": district.count("teams"), "Tickets": district.count("tickets"),
+        "TicketCustomFields": district.count("tickets"),
+    }
+    assert TOKEN not in done.stdout + done.stderr
+
+
+def test_demo_fills_nine_tables(tmp_path):
+    db = tmp_path / "demo.db"
+    done = run_cli(["demo", "--db", str(db), "--users", "60", "--assets", "90", "--tickets", "70",
+                    "--no-progress"], {}, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = table_counts(f"sqlite:///{db}")
+    assert len(counts) == 9 and all(n > 0 for n in counts.values()), counts
+    assert counts["Assets"] == 90 and counts["Users"] == 60 and counts["Tickets"] == 70
+    for name in counts:
+        assert name in done.stdout
+
+
+def test_status_is_a_monitoring_check(tmp_path, iiq, sqlite_url):
+    env = make_env(iiq.url, sqlite_url)
+    assert run_cli(["sync", "teams", "rooms", "--local", "--no-progress"], env).returncode == 0
+    ok = run_cli(["status", "--max-age", "1"], env)
+    assert ok.returncode == 1, "entities never synced are stale"
+    assert "STALE" in ok.stderr and "users" in ok.stderr and "teams" not in ok.stderr
+    assert run_cli(["sync", "--local", "--no-progress"], env).returncode == 0
+    fresh = run_cli(["status", "--max-age", "1"], env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.count("succeeded") == 6
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:  # pretend the last success of teams was two days ago
+        conn.exec_driver_sql("UPDATE iiqsync_runs SET finished = datetime(finished, '-2 days') "
+                             "WHERE entity = 'teams'")
+    engine.dispose()
+    stale = run_cli(["status", "--max-age", "24"], env)
+    assert stale.returncode == 1 and "teams" in stale.stderr
+
+
+def test_wrong_token_stops_at_once_without_printing_it(tmp_path, iiq, sqlite_url):
+    secret = "wrong-token-3b9c1e"
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_INCIDENTIQ_TOKEN=secret)
+    done = run_cli(["sync", "--local", "--no-progress"], env, timeout=60)
+    assert done.returncode == 1
+    assert "refused the token" in done.stdout
+    assert secret not in done.stdout + done.stderr
+    assert iiq.count("401") <= 2, "a refused token must not be retried"
+
+
+def test_config_errors_name_every_key(tmp_path):
+    env = {"IIQSYNC_GENERAL_PAGESIZE": "5000", "IIQSYNC_GENERAL_THREADS": "-1",
+           "IIQSYNC_DATABASE_CONNECTIONSTRING": "not a url"}
+    done = run_cli(["sync", "--local"], env)
+    assert done.returncode == 2
+    for key in ("[General] PageSize", "[General] Threads", "[Database] ConnectionString",
+                "[IncidentIQ] Instance", "[IncidentIQ] Token"):
+        assert key in done.stderr or key.split()[-1] in done.stderr, (key, done.stderr)
+    assert "Traceback" not in done.stderr
+
+
+def test_unreachable_instance_and_database_are_clear(tmp_path, sqlite_url):
+    env = make_env("http://127.0.0.1:9", sqlite_url, IIQSYNC_INCIDENTIQ_MAXRETRIES=1)
+    done = run_cli(["sync", "teams", "--local", "--no-progress"], env, timeout=60)
+    assert done.returncode == 1
+    assert "cannot connect to http://127.0.0.1:9" in done.stdout
+    env = make_env("http://127.0.0.1:9", "postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    done = run_cli(["sync", "teams", "--local", "--no-progress"], env, timeout=60)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "127.0.0.1:1" in done.stdout + done.stderr
+
+
+def test_help_explains_commands():
+    done = run_cli(["--help"], {})
+    assert done.returncode == 0
+    for command in ("sync", "demo", "fake-iiq", "status", "sweep", "config"):
+        assert command in done.stdout
+    done = run_cli(["sync", "--help"], {})
+    assert "--local" in done.stdout and "IIQSYNC_" in done.stdout
