@@ -66,3 +66,32 @@ def test_run_history_records_each_run(sqlite_url, iiq, district):
         assert r.rows == r.total_rows == district.count(r.entity)
         assert r.pages == -(-r.total_rows // 50)
     assert leftovers == [], "staging tables must be dropped after a run"
+
+
+def test_asset_type_filter_setting(sqlite_url, iiq, district):
+    """[IncidentIQ] AssetTypes limits assets to those types (the old tool took only Devices)."""
+    devices = "2a1561e5-34ff-4fcf-87de-2a146f0e1c01"
+    settings = make_settings(iiq.url, sqlite_url, IIQSYNC_INCIDENTIQ_ASSETTYPES=devices)
+    sync_all_of = local.sync(settings, ["assets"])
+    assert sync_all_of[0]["status"] == "succeeded"
+    want = list(district.items("assets", asset_types=[devices]))
+    assert 0 < len(want) < district.count("assets")
+    engine = db.get_engine(sqlite_url)
+    check_entity(engine, ENTITIES["assets"], want, "Assets")
+
+
+def test_a_page_cut_short_by_iiq_fails_loudly(sqlite_url, iiq, district):
+    """IIQ quietly serves fewer users per page than asked: rows would be lost, so the
+    run fails with a message that says what to change, and the table is untouched."""
+    settings = make_settings(iiq.url, sqlite_url)
+    sync_all(settings)
+    engine = db.get_engine(sqlite_url)
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql('SELECT COUNT(*) FROM "Users"').scalar_one()
+    iiq.configure(page_caps={"users": 40})
+    district.insert("users", 5)
+    [result] = local.sync(settings, ["users"])
+    assert result["status"] == "failed"
+    assert "lower [General] PageSize" in result["error"]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql('SELECT COUNT(*) FROM "Users"').scalar_one() == before
