@@ -57,6 +57,13 @@ def _create(url: str) -> sa.Engine:
     return engine
 
 
+def forget(url: str) -> None:
+    """Close and forget this process's engine for ``url`` (e.g. before dropping its database)."""
+    with _lock:
+        for key in [k for k in _engines if k[1] == url]:
+            _engines.pop(key).dispose()
+
+
 def dispose_all() -> None:
     """Forget engines inherited from a parent process (call after fork)."""
     with _lock:

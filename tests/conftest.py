@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from iiqsync import config
+from iiqsync import config, db
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("IIQSYNC_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -46,12 +46,7 @@ def pg_url():
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     yield url
-    from iiqsync import db
-
-    for key, engine in list(db._engines.items()):
-        if key[1] == url:
-            engine.dispose()
-            del db._engines[key]
+    db.forget(url)
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
@@ -68,12 +63,7 @@ def mysql_url():
         conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     url = MY_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}?charset=utf8mb4"
     yield url
-    from iiqsync import db
-
-    for key, engine in list(db._engines.items()):
-        if key[1] == url:
-            engine.dispose()
-            del db._engines[key]
+    db.forget(url)
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
     admin.dispose()
