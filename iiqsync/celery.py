@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from celery import Celery, signals
 
-from . import config, db
+from . import config, db, logs
 from .health import HeartbeatFile
+from .metrics import MetricsExporter
 from .schedule import beat_schedule
 
 TASK_SOFT_LIMIT = 540
@@ -55,13 +56,18 @@ def make_app(conf: config.Settings) -> Celery:
         beat_schedule=beat_schedule(conf),
         timezone="UTC",
         worker_hijack_root_logger=False,
+        # Lines written during a task carry its entity, run id and page (logs.py).
+        worker_log_format=logs.WORKER_LOG_FORMAT,
     )
     return app
 
 
+logs.install()
 app = make_app(settings())
 # Liveness without a broker round trip: the worker touches a file on its own timer.
 app.steps["worker"].add(HeartbeatFile)
+# Prometheus metrics on [Metrics] Port (metrics.py says what and why from where).
+app.steps["worker"].add(MetricsExporter)
 
 
 @signals.worker_process_init.connect

@@ -276,23 +276,27 @@ def cmd_status(args) -> int:
     now = utcnow()
     last_ok = books.last_success()
     rows = books.latest(args.runs)
-    print(f"{'entity':<10} {'status':<9} {'started (UTC)':<19} {'took':>7} {'rows':>9} "
-          f"{'last success':>13}  error")
+    stale = [] if args.max_age is None else [
+        n for n in ENTITIES
+        if n not in last_ok or (now - last_ok[n]).total_seconds() > args.max_age * 3600]
+
+    def last_success(entity: str) -> str:
+        # The age of the entity's last success, whatever its latest run did.
+        age = _age(now - last_ok[entity]) if entity in last_ok else "never"
+        return f"{age} STALE" if entity in stale else age
+
+    print(f"{'entity':<10} {'status':<9} {'started (UTC)':<19} {'took':>7} {'rows':>9}  "
+          f"{'last success':<15} error")
     for r in sorted(rows, key=lambda r: (r.entity, r.started), reverse=False):
         took = f"{(r.finished - r.started).total_seconds():.0f}s" if r.finished else "-"
-        ok = last_ok.get(r.entity)
-        age = _age(now - ok) if ok else "never"
         error = (r.error or "").splitlines()[0][:80] if r.status != "succeeded" else ""
         print(f"{r.entity:<10} {r.status:<9} {r.started:%Y-%m-%d %H:%M:%S} {took:>7} "
-              f"{(r.rows if r.rows is not None else '-'):>9} {age:>13}  {error}")
+              f"{(r.rows if r.rows is not None else '-'):>9}  {last_success(r.entity):<15} {error}"
+              .rstrip())
     seen = {r.entity for r in rows}
     for name in ENTITIES:
         if name not in seen:
-            print(f"{name:<10} {'never':<9}")
-    if args.max_age is None:
-        return 0
-    stale = [n for n in ENTITIES
-             if n not in last_ok or (now - last_ok[n]).total_seconds() > args.max_age * 3600]
+            print(f"{name:<10} {'-':<9} {'-':<19} {'-':>7} {'-':>9}  {last_success(name)}")
     if stale:
         print(f"STALE: no success within {args.max_age:g}h: {', '.join(stale)}", file=sys.stderr)
         return 1

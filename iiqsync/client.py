@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
+from . import metrics
 from .config import Settings
 from .entities import CUSTOM_FIELDS_ROUTE, Entity
-from .errors import ApiError, AuthError, RateLimitedError, RetriableError
+from .errors import (
+    ApiError,
+    AuthError,
+    CertificateError,
+    FatalError,
+    RateLimitedError,
+    RetriableError,
+    UnreachableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +72,16 @@ def _retry_after(response: httpx.Response) -> float | None:
             return None
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether a failed connection is a TLS certificate that could not be verified."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 def backoff(attempt: int, retry_after: float | None = None) -> float:
     """Seconds to wait before attempt ``attempt + 1``: the server's word if it gave
     one, else full-jitter exponential back-off."""
@@ -89,7 +109,9 @@ class IIQClient:
         }
         if settings.get("IncidentIQ", "SiteId"):
             headers["SiteId"] = settings.get("IncidentIQ", "SiteId")
-        verify = settings.get("IncidentIQ", "CaBundle") or settings.get("IncidentIQ", "VerifyTls")
+        bundle = settings.get("IncidentIQ", "CaBundle")
+        verify = (ssl.create_default_context(cafile=bundle) if bundle
+                  else settings.get("IncidentIQ", "VerifyTls"))
         self._http = httpx.Client(
             base_url=settings.base_url,
             headers=headers,
@@ -142,13 +164,28 @@ class IIQClient:
             )
             content = response.content  # reads the whole body; a cut-off body raises here
         except httpx.TimeoutException:
+            metrics.count_request("timeout")
             raise RetriableError(f"{where} timed out after {self.settings.timeout:g}s") from None
         except httpx.ConnectError as exc:
-            raise RetriableError(f"{where}: cannot connect to {self.settings.base_url} ({exc})") from None
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
-                httpx.DecodingError) as exc:
+            metrics.count_request("connection")
+            if _certificate_refused(exc):
+                # Retrying cannot make a certificate trusted.
+                raise CertificateError(
+                    f"{where}: the TLS certificate of {self.settings.base_url} could not be "
+                    f"verified ({exc}); if IIQ is reached through a proxy or a private CA, set "
+                    "[IncidentIQ] CaBundle to that CA's certificate file") from None
+            raise UnreachableError(f"{where}: cannot connect to {self.settings.base_url} ({exc}); "
+                                   "check [IncidentIQ] Instance") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError,
+                httpx.ProxyError, httpx.DecodingError) as exc:
+            metrics.count_request("connection")
             raise RetriableError(f"{where}: connection broke ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            # Its text may quote the request's headers, token included: name it only.
+            raise FatalError(f"{where}: the request could not be sent ({type(exc).__name__}); "
+                             "check [IncidentIQ] Instance and Token") from None
         status = response.status_code
+        metrics.count_request(status)
         if status in (401, 403):
             raise AuthError(
                 f"IIQ refused the token ({status} {response.reason_phrase}) for {where}: "

@@ -12,6 +12,7 @@ import configparser
 import difflib
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -94,6 +95,9 @@ KEYS: tuple[Key, ...] = (
         "how long a run may hold its entity's lock before another may take it", minimum=1),
     Key("Run", "MaxPageDeliveries", "int", 3,
         "times a page task may be delivered before the run fails", minimum=1, maximum=20),
+    Key("Run", "TaskRetries", "int", 8,
+        "times a task is retried after a passing fault (IIQ or the database unreachable) "
+        "before its run fails", minimum=0, maximum=50),
     Key("Run", "DriftRounds", "int", 2,
         "extra passes over the pages when rows moved during the run", minimum=0, maximum=10),
     Key("Schedule", "Default", "str", "0 2 * * *", "when beat syncs each entity"),
@@ -368,6 +372,19 @@ def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
     bundle = settings.get("IncidentIQ", "CaBundle")
     if bundle and not Path(bundle).exists():
         problems.append(f"[IncidentIQ] CaBundle: file {bundle} does not exist")
+    elif bundle:
+        try:
+            ssl.create_default_context(cafile=bundle)
+        except (ssl.SSLError, OSError, ValueError):
+            problems.append(f"[IncidentIQ] CaBundle: file {bundle} holds no CA certificate "
+                            "(expected PEM: -----BEGIN CERTIFICATE-----)")
+    token = settings.token
+    if token and (not token.isascii() or not token.isprintable()
+                  or any(c.isspace() for c in token)):
+        # The value is never shown: it is a secret, and may be only half pasted.
+        problems.append("[IncidentIQ] Token holds a space, line break or non-ASCII character, "
+                        "which no IIQ token has; copy it again (just the token, without "
+                        "'Bearer')")
     if not require_iiq:
         return
     instance = settings.get("IncidentIQ", "Instance")

@@ -64,7 +64,9 @@ def record_mapping(conn: sa.Connection, books: Bookkeeping, entity: Entity,
     in_layout = {e["type_id"] for e in layout}
     existing = {row.custom_field_type_id for row in books.mapping(conn, entity.name)}
     for entry in layout:
-        values = dict(display_name=entry["name"], editor_type_id=entry["editor"], active=True,
+        # A NUL, which no target database stores in text, is the one thing dropped.
+        name = entry["name"].replace("\x00", "") if entry["name"] else entry["name"]
+        values = dict(display_name=name, editor_type_id=entry["editor"], active=True,
                       last_seen=now)
         if entry["type_id"] in existing:
             conn.execute(table.update()

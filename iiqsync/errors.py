@@ -28,6 +28,10 @@ class DatabaseUnavailableError(RetriableError):
     """The target database cannot be reached (refused, down, wrong host)."""
 
 
+class UnreachableError(RetriableError):
+    """IIQ could not be reached at all (connection refused, no route, unknown name)."""
+
+
 class RateLimitedError(RetriableError):
     """IIQ answered 429 (or 503 with Retry-After): slow down and try again."""
 
@@ -49,12 +53,21 @@ class AuthError(FatalError):
     """IIQ refused the token (401) or its user lacks permission (403)."""
 
 
+class CertificateError(FatalError):
+    """IIQ's TLS certificate could not be verified; retrying cannot change that."""
+
+
 class ApiError(FatalError):
     """IIQ answered in a way no retry will change (404, 400, a changed contract)."""
 
 
 class IncompleteRunError(FatalError):
     """The staged rows do not account for what IIQ reported; nothing was swapped."""
+
+
+class RunEndedError(FatalError):
+    """The run was ended elsewhere while this step ran (swept as abandoned, or failed
+    by its error callback); what this step did was rolled back."""
 
 
 class LockedError(IIQSyncError):

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from . import pipeline
 from .client import IIQClient
 from .config import Settings
-from .errors import AuthError, IIQSyncError
+from .errors import AuthError, CertificateError, IIQSyncError, UnreachableError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,13 @@ def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=Non
             pages, round_no = outcome["pages"], outcome["round"]
             progress.total(entity, len(pages))
     except Exception as exc:
-        pipeline.fail(settings, entity, run_id, pipeline._error_text(exc))
+        try:
+            pipeline.fail(settings, entity, run_id, pipeline._error_text(exc))
+        except IIQSyncError as unrecorded:
+            # The database is away: the run stays open until its lock expires and a
+            # later sweep records it as abandoned. Say so rather than crash.
+            log.error("run %s of %s could not be recorded as failed: %s", run_id, entity,
+                      unrecorded)
         progress.done(entity, "failed")
         return _failed(entity, run_id, exc, started)
     progress.done(entity, outcome["status"])
@@ -72,12 +78,19 @@ def _fetch_all(settings, entity, run_id, pages, client, progress) -> None:
             raise
 
 
+# Failures that every later entity would meet the same way: why the rest are not run.
+STOPS_EVERY_ENTITY = ((AuthError, "the token was refused"),
+                      (UnreachableError, "IIQ could not be reached"),
+                      (CertificateError, "IIQ's TLS certificate could not be verified"))
+
+
 def _failed(entity: str, run_id: str, exc: BaseException, started: float) -> dict:
     text = str(exc) if isinstance(exc, IIQSyncError) else f"{type(exc).__name__}: {exc}"
     if not isinstance(exc, IIQSyncError):
         log.exception("run %s of %s failed", run_id, entity)
+    stop = next((why for kind, why in STOPS_EVERY_ENTITY if isinstance(exc, kind)), None)
     return {"run_id": run_id, "entity": entity, "status": "failed", "error": text,
-            "auth_refused": isinstance(exc, AuthError), "seconds": time.monotonic() - started}
+            "stop": stop, "seconds": time.monotonic() - started}
 
 
 def sync(settings: Settings, entities: list[str], progress=None) -> list[dict]:
@@ -86,10 +99,11 @@ def sync(settings: Settings, entities: list[str], progress=None) -> list[dict]:
     with IIQClient(settings) as client:
         for entity in entities:
             results.append(sync_entity(settings, entity, client, progress))
-            if results[-1].get("auth_refused"):
-                # A refused token fails every entity the same way: stop now.
+            stop = results[-1].get("stop")
+            if stop:
+                # A refused token or an IIQ out of reach fails every entity the same way.
                 for rest in entities[len(results):]:
                     results.append({"entity": rest, "status": "not run",
-                                    "error": "not attempted: the token was refused"})
+                                    "error": f"not attempted: {stop}"})
                 break
     return results

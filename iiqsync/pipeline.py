@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from . import customfields, db, schema, swap
+from . import broker, customfields, db, drift, schema, swap
 from .client import IIQClient, Page
 from .config import Settings
 from .dialects import Dialect
@@ -42,6 +42,7 @@ class Context:
     engine: sa.Engine
     dialect: Dialect
     books: Bookkeeping
+    client: IIQClient | None = None  # page_client()
 
 
 _contexts: dict[tuple[int, int], Context] = {}
@@ -72,6 +73,16 @@ def context(settings: Settings) -> Context:
                     _ready.add(ready_key)
                 _contexts[key] = ctx
     return ctx
+
+
+def page_client(ctx: Context) -> IIQClient:
+    """The client page tasks of this process share: its connection pool, TLS context
+    and request budget are built once, not for every page."""
+    if ctx.client is None:
+        with _ctx_lock:
+            if ctx.client is None:
+                ctx.client = IIQClient(ctx.settings)
+    return ctx.client
 
 
 def new_run_id() -> str:
@@ -153,6 +164,7 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
         tables = _tables_for(ctx, entity, run)
         swap.create_staging(ctx.engine, tables)
         stage_page(ctx, tables, run_id, 0, first)
+        probe(ctx, tables, run_id, 0, first, client)
     except BaseException as exc:
         abort(ctx, entity, run_id, _error_text(exc))
         raise
@@ -174,9 +186,12 @@ def stage_page(ctx: Context, tables: swap.RunTables, run_id: str, page: int,
     rows, cf_rows, skipped, duplicates = flatten_page(entity, fetched.items, tables.cf_type_ids)
     main_cols = [c.name for c in entity.columns] + [schema.PAGE_COLUMN]
     cf_cols = [entity.key, *tables.cf_columns, schema.PAGE_COLUMN]
-    with ctx.engine.begin() as conn:
-        for stage in tables.stages:
-            conn.execute(stage.delete().where(stage.c[schema.PAGE_COLUMN] == page))
+    with ctx.dialect.staging(ctx.engine) as conn:
+        # Only a page staged before has rows to replace: a first delivery skips the
+        # DELETE, which scans the whole staging table.
+        if ctx.books.page_staged(conn, run_id, page):
+            for stage in tables.stages:
+                conn.execute(stage.delete().where(stage.c[schema.PAGE_COLUMN] == page))
         ctx.dialect.bulk_insert(conn, tables.main_stage, main_cols,
                                 [(*r, page) for r in rows])
         if tables.cf_stage is not None:
@@ -186,6 +201,24 @@ def stage_page(ctx: Context, tables: swap.RunTables, run_id: str, page: int,
                             duplicates, fetched.total_rows)
     return {"page": page, "items": len(fetched.items), "rows": len(rows), "skipped": skipped,
             "duplicates": duplicates}
+
+
+def probe(ctx: Context, tables: swap.RunTables, run_id: str, page: int, fetched: Page,
+          client: IIQClient) -> None:
+    """After page ``page`` was staged: read and stage the probes that tie it to its
+    neighbours (see ``drift``). A page after the first gets a probe across the
+    boundary above it; a full page that ended the list gets one across the end."""
+    index, size = page % ROUND_STRIDE, fetched.page_size
+    wanted = []
+    if index > 0:
+        wanted.append((drift.BOUNDARY, drift.probe_window(index * size)))
+    total = fetched.total_rows
+    if total and len(fetched.items) == size and (index + 1) * size >= total:
+        wanted.append((drift.TAIL, drift.probe_window(total)))
+    for kind, (probe_index, probe_size) in wanted:
+        got = client.fetch_page(tables.entity, probe_index, probe_size)
+        tail = 0 < len(got.items) < probe_size
+        stage_page(ctx, tables, run_id, drift.probe_number(page, kind, tail), got)
 
 
 _run_cache: dict[str, tuple[Run, swap.RunTables]] = {}
@@ -212,26 +245,26 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
     died while holding it, and too many fail the run instead of looping."""
     entity = get_entity(entity_name)
     ctx = context(settings)
-    found = _running(ctx, entity, run_id)
-    if found is None:
-        return {"page": page, "status": "ignored: the run is no longer running"}
-    run, tables = found
-    deliveries = ctx.books.deliver(run_id, page)
+    try:
+        found = _running(ctx, entity, run_id)
+        if found is None:
+            return {"page": page, "status": "ignored: the run is no longer running"}
+        run, tables = found
+        deliveries = ctx.books.deliver(run_id, page)
+    except sa.exc.DBAPIError as exc:
+        raise db.retriable(exc) from exc
     redelivered = deliveries - retries - 1
     limit = settings.get("Run", "MaxPageDeliveries")
     if redelivered >= limit:
         raise FatalError(f"page {page} of {entity.name} was delivered {deliveries} times "
                          f"without finishing (a worker died each time); giving up "
                          f"([Run] MaxPageDeliveries = {limit})")
-    own_client = client is None
-    client = client or IIQClient(settings)
+    client = client or page_client(ctx)
     try:
         fetched = client.fetch_page(entity, page % ROUND_STRIDE, run.page_size)
-    finally:
-        if own_client:
-            client.close()
-    try:
-        return stage_page(ctx, tables, run_id, page, fetched)
+        staged = stage_page(ctx, tables, run_id, page, fetched)
+        probe(ctx, tables, run_id, page, fetched, client)
+        return staged
     except sa.exc.DBAPIError as exc:
         raise db.retriable(exc) from exc
 
@@ -248,7 +281,10 @@ def finalize(settings: Settings, entity_name: str, run_id: str, round_no: int = 
     """
     entity = get_entity(entity_name)
     ctx = context(settings)
-    run = ctx.books.get(run_id)
+    try:
+        run = ctx.books.get(run_id)
+    except sa.exc.DBAPIError as exc:
+        raise db.retriable(exc) from exc
     if run is None or run.status != RUNNING:
         return {"run_id": run_id, "entity": entity.name,
                 "status": run.status if run else "unknown", "error": run.error if run else None}
@@ -284,58 +320,50 @@ def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQ
     if missing:
         raise IncompleteRunError(f"{len(missing)} of {run.pages} pages never reported "
                                  f"(first: {missing[:5]}); nothing was swapped")
-    summary = books.page_summary(run.run_id,
-                                 pages=(round_no * ROUND_STRIDE, (round_no + 1) * ROUND_STRIDE))
-    with ctx.engine.begin() as conn:
-        removed = swap.dedupe(conn, tables)
-        staged = conn.execute(sa.select(sa.func.count()).select_from(tables.main_stage)).scalar_one()
-    now_total = client.fetch_page(entity, 0, 1).total_rows
-    seen_totals = {summary["min_total"], summary["max_total"], now_total}
-    if round_no == 0:
-        # Copies of one row on two pages, or a total that changed while pages were
-        # read, mean rows moved under the offset paging: a row may have been skipped.
-        moved = removed
-        drifted = removed > 0 or len((seen_totals | {run.total_rows}) - {None}) > 1
-    else:
-        # Every row is read again in a repair pass; what is new was missed before.
-        found = staged - (run.rows or 0)
-        moved = (run.moved or 0) + max(found, 0)
-        drifted = found > 0 or len(seen_totals - {None}) > 1
-    known = [t for t in (run.total_rows, now_total) if t is not None]
-    floor = min(known) if known else 0
-    log.info("run %s of %s pass %d: %d staged, IIQ reports %s (at start %s), %d moved",
-             run.run_id, entity.name, round_no, staged, now_total, run.total_rows, moved)
+    key = entity.key
+    with ctx.engine.connect() as conn:
+        # Every read of every pass counts: a later read may close a gap an earlier left.
+        proved, why = drift.covered(books.items_read(run.run_id, conn), run.page_size or 1,
+                                    drift.shared_reads(conn, tables.main_stage, key),
+                                    ROUND_STRIDE)
+        moved = drift.moved_rows(conn, tables.main_stage, key, ROUND_STRIDE)
+    log.info("run %s of %s pass %d: %s, %d moved", run.run_id, entity.name, round_no,
+             "every row accounted for" if proved else why, moved)
     max_rounds = ctx.settings.get("Run", "DriftRounds")
-    if (drifted or staged < floor) and round_no < max_rounds:
+    if not proved and round_no < max_rounds:
+        now_total = client.fetch_page(entity, 0, 1).total_rows
         with ctx.engine.begin() as conn:
-            books.update(conn, run.run_id, moved=moved, rows=staged)
+            books.update(conn, run.run_id, moved=moved)
         size = run.page_size or 1
         pages = max(1, -(-(now_total or 0) // size))
         next_round = round_no + 1
-        log.warning("run %s of %s: rows moved during the run; reading all %d pages again "
-                    "(pass %d of at most %d)", run.run_id, entity.name, pages, next_round + 1,
-                    max_rounds + 1)
+        log.warning("run %s of %s: rows moved during the run (%s); reading all %d pages "
+                    "again (pass %d of at most %d)", run.run_id, entity.name, why, pages,
+                    next_round + 1, max_rounds + 1)
         return {"run_id": run.run_id, "entity": entity.name, "status": "repair",
                 "round": next_round,
                 "pages": [next_round * ROUND_STRIDE + p for p in range(pages)]}
-    if staged < floor:
+    if not proved:
         raise IncompleteRunError(
-            f"staged {staged} distinct rows but IIQ reports {now_total} "
-            f"(and {run.total_rows} when the run began); rows kept moving during "
-            f"{round_no + 1} pass(es); nothing was swapped")
+            f"rows kept moving while IIQ was read ({why}) through {round_no + 1} pass(es), "
+            f"so a row may have been missed; nothing was swapped. The next run tries "
+            f"again; raise [Run] DriftRounds (now {max_rounds}) if this repeats")
     with ctx.engine.begin() as conn:
         changes = swap.ensure_final_tables(conn, ctx.dialect, tables)
     for change in changes:
         log.info("run %s: %s", run.run_id, change)
     with ctx.engine.begin() as conn:
+        # In the swap's transaction: if it rolls back, a retry sees every read again.
+        swap.dedupe(conn, ctx.dialect, tables, newer_from=sorted({0, round_no * ROUND_STRIDE}))
+        staged = conn.execute(sa.select(sa.func.count()).select_from(tables.main_stage)).scalar_one()
         rows = swap.replace_all(conn, ctx.dialect, tables)
         if entity.custom_fields:
             customfields.record_mapping(conn, books, entity, run.layout.get("cf", []))
         if rows is None or rows < 0:
             rows = staged
         skipped = books.page_summary(run.run_id, conn, pages=(0, ROUND_STRIDE))["skipped"]
-        books.update(conn, run.run_id, status=SUCCEEDED, finished=utcnow(), rows=rows,
-                     skipped=skipped, moved=moved)
+        books.succeed(conn, run.run_id, finished=utcnow(), rows=rows, skipped=skipped,
+                      moved=moved)
         books.unlock(conn, entity.name, run.run_id)
     swap.drop_staging(ctx.engine, tables)
     _run_cache.pop(run.run_id, None)
@@ -345,9 +373,13 @@ def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQ
 
 
 def fail(settings: Settings, entity_name: str, run_id: str, reason: str) -> bool:
-    """Record a run as failed from outside (a chord error callback)."""
+    """Record a run as failed from outside (a chord error callback). Raises
+    ``RetriableError`` while the database cannot be reached."""
     entity = get_entity(entity_name)
-    return abort(context(settings), entity, normalise_run_id(run_id), reason)
+    try:
+        return abort(context(settings), entity, normalise_run_id(run_id), reason)
+    except sa.exc.DBAPIError as exc:
+        raise db.retriable(exc) from exc
 
 
 # -- sweeping ---------------------------------------------------------------------
@@ -355,18 +387,25 @@ _STAGE_NAME = re.compile(rf"^{schema.STAGING_PREFIX}([0-9a-f]{{12}})_(main|cf)$"
 
 
 def sweep(ctx: Context) -> list[str]:
-    """Fail runs whose lock expired (their worker died) and drop staging tables
-    that belong to no running run. Returns the dropped table names."""
+    """Fail runs whose lock expired (their worker died) or whose tasks Redis lost
+    (``broker``), and drop staging tables that belong to no running run. Returns
+    the dropped table names."""
     books = ctx.books
     now = utcnow()
     with ctx.engine.begin() as conn:
-        stale = conn.execute(sa.select(books.runs.c.run_id, books.runs.c.entity)
+        stale = conn.execute(sa.select(books.runs.c.run_id, books.runs.c.entity,
+                                       books.runs.c.mode)
                              .where(books.runs.c.status == RUNNING)).fetchall()
         locks = {r.run_id: r.expires for r in conn.execute(sa.select(books.locks)).fetchall()}
-    for run_id, entity in stale:
+    on_workers = {}
+    for run_id, entity, mode in stale:
         expires = locks.get(run_id)
         if expires is None or expires < now:
             books.fail(run_id, entity, "abandoned: its lock expired before it finished")
+        elif mode == "celery":
+            on_workers[run_id] = entity
+    for run_id in broker.lost(ctx.settings, list(on_workers)):
+        books.fail(run_id, on_workers[run_id], broker.LOST)
     with ctx.engine.connect() as conn:
         names = sa.inspect(conn).get_table_names(schema=ctx.settings.schema)
         running = {r[0][:12] for r in conn.execute(

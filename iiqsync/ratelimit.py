@@ -4,7 +4,9 @@ IIQ answers 429/503 when pushed. A token bucket in Redis (one Lua call per
 request, atomic across every worker on every machine) keeps the whole fleet
 under ``[IncidentIQ] RequestsPerSecond``; without a broker an in-process bucket
 does the same for the threads of a local run. A 429 tells every worker to pause:
-the bucket is drained and refills only after the server's ``Retry-After``.
+the bucket is drained and refills only after the server's ``Retry-After``, and
+callers already waiting for a slot queue again behind the pause, so they leave
+at the budget's pace rather than all at once when it ends.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ if tokens < 0 then wait = -tokens / rate end
 if ts > now then wait = wait + (ts - now) end
 redis.call('HSET', key, 'tokens', tokens, 'ts', ts)
 redis.call('EXPIRE', key, 3600)
-return tostring(wait)
+return {tostring(wait), tonumber(redis.call('HGET', key, 'epoch')) or 0}
 """
 
 _PAUSE = """
@@ -40,10 +42,7 @@ local until_ts = tonumber(ARGV[1])
 local ts = tonumber(redis.call('HGET', key, 'ts')) or 0
 if until_ts > ts then
   redis.call('HSET', key, 'tokens', 0, 'ts', until_ts)
-end
-local paused = tonumber(redis.call('HGET', key, 'paused')) or 0
-if until_ts > paused then
-  redis.call('HSET', key, 'paused', until_ts)
+  redis.call('HINCRBY', key, 'epoch', 1)
 end
 redis.call('EXPIRE', key, 3600)
 return 1
@@ -58,30 +57,34 @@ class LocalBudget:
         self.burst = burst or max(1.0, rate)
         self._tokens = self.burst
         self._ts = time.monotonic()
-        self._paused_until = 0.0
+        self._epoch = 0  # bumped by every pause that moves the schedule
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         # Reserve a slot now and sleep until it comes: callers are served in order.
-        with self._lock:
-            now = time.monotonic()
-            if now > self._ts:
-                self._tokens = min(self.burst, self._tokens + (now - self._ts) * self.rate)
-                self._ts = now
-            self._tokens -= 1
-            wait = max(0.0, -self._tokens / self.rate) + max(0.0, self._ts - now)
-        if wait > 0:
+        # A pause that began meanwhile voids the slot: queue again behind it.
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                if now > self._ts:
+                    self._tokens = min(self.burst, self._tokens + (now - self._ts) * self.rate)
+                    self._ts = now
+                self._tokens -= 1
+                wait = max(0.0, -self._tokens / self.rate) + max(0.0, self._ts - now)
+                epoch = self._epoch
+            if wait <= 0:
+                return
             time.sleep(wait)
-        # A pause that began while this caller slept holds it too.
-        while (remaining := self._paused_until - time.monotonic()) > 0:
-            time.sleep(remaining)
+            if self._epoch == epoch:
+                return
 
     def pause(self, seconds: float) -> None:
         with self._lock:
             until = time.monotonic() + seconds
-            self._paused_until = max(self._paused_until, until)
-            self._tokens = min(self._tokens, 0)
-            self._ts = max(self._ts, until)
+            if until > self._ts:
+                self._tokens = 0
+                self._ts = until
+                self._epoch += 1
 
 
 class RedisBudget:
@@ -103,16 +106,16 @@ class RedisBudget:
         return seconds + micros / 1e6
 
     def acquire(self) -> None:
-        wait = float(self._take(keys=[self.key], args=[self.rate, self.burst, self._now()]))
-        if wait > 0:
+        while True:
+            wait, epoch = self._take(keys=[self.key], args=[self.rate, self.burst, self._now()])
+            wait = float(wait)
+            if wait <= 0:
+                return
             time.sleep(wait)
-            # A pause that another worker began while this one slept holds it too.
-            while True:
-                paused = float(self._redis.hget(self.key, "paused") or 0)
-                remaining = paused - self._now()
-                if remaining <= 0:
-                    return
-                time.sleep(remaining)
+            # A pause that any worker began while this one slept voids the slot:
+            # queue again behind the pause instead of leaving with everyone at its end.
+            if int(self._redis.hget(self.key, "epoch") or 0) == int(epoch):
+                return
 
     def pause(self, seconds: float) -> None:
         self._pause(keys=[self.key], args=[self._now() + seconds])

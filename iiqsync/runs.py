@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from . import schema
+from .errors import RunEndedError
 
 RUNNING, SUCCEEDED, FAILED, SKIPPED = "running", "succeeded", "failed", "skipped"
 
@@ -105,12 +106,19 @@ class Bookkeeping:
             run_id=run_id, entity=entity, started=utcnow(), status=RUNNING, mode=mode))
 
     def record_skip(self, run_id: str, entity: str, reason: str, mode: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(self.runs.delete().where(self.runs.c.run_id == run_id))
-            now = utcnow()
-            conn.execute(self.runs.insert().values(
-                run_id=run_id, entity=entity, started=now, finished=now, status=SKIPPED,
-                error=reason, mode=mode))
+        now = utcnow()
+        values = dict(entity=entity, started=now, finished=now, status=SKIPPED, error=reason,
+                      mode=mode)
+        # Insert first, rather than delete-then-insert: on MySQL/MariaDB deleting a row
+        # that is not there locks the gap around it, and plans skipped at the same
+        # moment then deadlock on each other's gaps.
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self.runs.insert().values(run_id=run_id, **values))
+        except sa.exc.IntegrityError:  # a redelivered plan, recorded before
+            with self.engine.begin() as conn:
+                conn.execute(self.runs.update().where(self.runs.c.run_id == run_id)
+                             .values(**values))
 
     def planned(self, conn, run_id: str, pages: int, page_size: int, total_rows: int | None,
                 layout: dict) -> None:
@@ -119,6 +127,17 @@ class Bookkeeping:
 
     def update(self, conn, run_id: str, **values) -> None:
         conn.execute(self.runs.update().where(self.runs.c.run_id == run_id).values(**values))
+
+    def succeed(self, conn: sa.Connection, run_id: str, **values) -> None:
+        """Inside the swap's transaction: record the run as succeeded. A run that was
+        ended elsewhere meanwhile raises, so the swap rolls back with it."""
+        done = conn.execute(self.runs.update()
+                            .where(self.runs.c.run_id == run_id, self.runs.c.status == RUNNING)
+                            .values(status=SUCCEEDED, **values))
+        if done.rowcount != 1:
+            raise RunEndedError(
+                f"run {run_id} was ended elsewhere while it was being finished (failed by "
+                "a sweep or by its error callback; its record says why); nothing was swapped")
 
     def get(self, run_id: str, conn: sa.Connection | None = None) -> Run | None:
         query = sa.select(self.runs).where(self.runs.c.run_id == run_id)
@@ -192,6 +211,14 @@ class Bookkeeping:
             conn.execute(self.pages.insert().values(run_id=run_id, page=page, deliveries=1,
                                                     **values))
 
+    def page_staged(self, conn: sa.Connection, run_id: str, page: int) -> bool:
+        """Whether ``page`` was staged before (its rows and its record are committed
+        together, so a page not done has no staged rows)."""
+        done = conn.execute(sa.select(self.pages.c.done)
+                            .where(self.pages.c.run_id == run_id,
+                                   self.pages.c.page == page)).scalar()
+        return bool(done)
+
     def page_summary(self, run_id: str, conn: sa.Connection | None = None,
                      pages: tuple[int, int] | None = None) -> dict:
         """Totals over the run's finished pages, or those numbered in [lo, hi)."""
@@ -216,6 +243,13 @@ class Bookkeeping:
                                 .where(self.pages.c.run_id == run_id,
                                        self.pages.c.done.is_(True))).fetchall()
         return {r[0] for r in rows}
+
+    def items_read(self, run_id: str, conn: sa.Connection) -> dict[int, int]:
+        """Items IIQ returned for each finished read (page or probe) of the run."""
+        rows = conn.execute(sa.select(self.pages.c.page, self.pages.c["items"])
+                            .where(self.pages.c.run_id == run_id,
+                                   self.pages.c.done.is_(True))).fetchall()
+        return {r[0]: r[1] for r in rows}
 
     def forget_pages(self, conn, run_id: str) -> None:
         conn.execute(self.pages.delete().where(self.pages.c.run_id == run_id))

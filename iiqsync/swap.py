@@ -10,6 +10,7 @@ rows until commit and the new rows after, never an empty or half-filled table.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -83,19 +84,31 @@ def drop_staging(engine: sa.Engine, tables: RunTables) -> None:
             log.warning("could not drop staging table %s: %s", stage.name, exc)
 
 
-def dedupe(conn: sa.Connection, tables: RunTables) -> int:
-    """Keep one staged row per key: the one fetched last (highest page number).
+def dedupe(conn: sa.Connection, dialect: Dialect, tables: RunTables,
+           newer_from: Sequence[int] = ()) -> int:
+    """Keep one staged row per key: the copy with the highest page number.
 
-    A row seen on two pages moved while the run read the list. Returns how many
-    surplus copies were removed."""
+    A row seen on two pages moved while the run read the list. ``newer_from`` lists
+    page numbers at and above which every copy wins over every copy below: the first
+    page of the last pass, which read every row again, and 0, above the probes. Those
+    copies go in one statement each rather than key by key. Returns how many surplus
+    copies were removed."""
     removed = 0
     for _final, stage, _cols in tables.pairs:
         key = stage.c[tables.entity.key]
         page = stage.c[schema.PAGE_COLUMN]
+        for start in sorted(newer_from, reverse=True):
+            removed += dialect.delete_superseded(conn, stage, tables.entity.key,
+                                                 schema.PAGE_COLUMN, start)
         dupes = conn.execute(sa.select(key, sa.func.max(page)).group_by(key)
                              .having(sa.func.count() > 1)).fetchall()
+        by_last: dict[int, list] = {}
         for value, last in dupes:
-            removed += conn.execute(stage.delete().where(key == value, page < last)).rowcount
+            by_last.setdefault(last, []).append(value)
+        for last, values in by_last.items():
+            for i in range(0, len(values), 500):
+                removed += conn.execute(stage.delete().where(
+                    page < last, key.in_(values[i:i + 500]))).rowcount
     return removed
 
 
@@ -108,6 +121,9 @@ def ensure_final_tables(conn: sa.Connection, dialect: Dialect, tables: RunTables
         if not inspector.has_table(final.name, schema=final.schema):
             final.create(conn)
             changes.append(f"created table {final.name}")
+            # The first run may stage a value longer than StringLength too.
+            present = {c.name.lower(): {"name": c.name, "type": c.type} for c in final.columns}
+            changes += _widen(conn, dialect, final, stage, present)
             continue
         present = {c["name"].lower(): c for c in inspector.get_columns(final.name,
                                                                        schema=final.schema)}

@@ -79,18 +79,38 @@ def db_url(request):
 # -- redis --------------------------------------------------------------------------
 @pytest.fixture
 def redis_url():
-    """A Redis database number of its own (flushed before and after)."""
+    """A Redis database number of its own (flushed before and after). The number is
+    claimed in database 0, so test sessions running at the same time on one Redis
+    never share a broker, nor flush each other's queued tasks."""
     import redis
 
     if not _port_open("127.0.0.1", 6379):
         pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
-    index = 1 + (os.getpid() + int(time.time() * 1000)) % 14
+    claims = redis.Redis.from_url(f"{REDIS_URL}/0")
+    owner = f"{os.getpid()}-{uuid.uuid4().hex}"
+    first = (os.getpid() + int(time.time() * 1000)) % 15
+    deadline = time.monotonic() + 120
+    index = None
+    while index is None:
+        for i in range(15):
+            candidate = 1 + (first + i) % 15
+            if claims.set(f"iiqsync-test:redis-db:{candidate}", owner, nx=True, ex=1800):
+                index = candidate
+                break
+        else:
+            if time.monotonic() > deadline:
+                pytest.fail("Redis databases 1-15 are all in use by other test sessions")
+            time.sleep(0.5)
     url = f"{REDIS_URL}/{index}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
     client.flushdb()
     client.close()
+    claim = f"iiqsync-test:redis-db:{index}"
+    if claims.get(claim) == owner.encode():
+        claims.delete(claim)
+    claims.close()
 
 
 # -- simulator ------------------------------------------------------------------------
@@ -133,8 +153,9 @@ class Worker:
     """A real ``celery -A iiqsync worker`` process."""
 
     def __init__(self, env: dict, concurrency: int = 2, name: str | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, pool: str | None = None):
         self.name = name or f"w{uuid.uuid4().hex[:6]}@%h"
+        self.pool = pool  # None: celery's default (prefork); "threads" is lighter
         # /dev/null as the config file: only the environment given here counts.
         self.env = {**os.environ, "IIQSYNC_CONFIG": os.devnull, **env, "PYTHONUNBUFFERED": "1"}
         self.concurrency = concurrency
@@ -145,7 +166,8 @@ class Worker:
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "iiqsync", "worker", "-c", str(self.concurrency),
-             "-n", self.name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+             "-n", self.name, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+             *(["-P", self.pool] if self.pool else [])],
             cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         self._wait_ready(timeout)

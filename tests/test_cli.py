@@ -77,6 +77,10 @@ def test_status_is_a_monitoring_check(tmp_path, iiq, sqlite_url):
     engine.dispose()
     stale = run_cli(["status", "--max-age", "24"], env)
     assert stale.returncode == 1 and "teams" in stale.stderr
+    # Each entity's row says how long ago it last succeeded, and which are stale.
+    lines = {line.split()[0]: line for line in stale.stdout.splitlines()[1:]}
+    assert lines["teams"].rstrip().endswith("2.0d ago STALE"), lines["teams"]
+    assert lines["rooms"].rstrip().endswith("m ago"), lines["rooms"]
 
 
 def test_wrong_token_stops_at_once_without_printing_it(tmp_path, iiq, sqlite_url):
@@ -102,14 +106,27 @@ def test_config_errors_name_every_key(tmp_path):
 
 def test_unreachable_instance_and_database_are_clear(tmp_path, sqlite_url):
     env = make_env("http://127.0.0.1:9", sqlite_url, IIQSYNC_INCIDENTIQ_MAXRETRIES=1)
-    done = run_cli(["sync", "teams", "--local", "--no-progress"], env, timeout=60)
+    done = run_cli(["sync", "teams", "rooms", "--local", "--no-progress"], env, timeout=60)
     assert done.returncode == 1
     assert "cannot connect to http://127.0.0.1:9" in done.stdout
-    env = make_env("http://127.0.0.1:9", "postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    assert done.stdout.count("[IncidentIQ] Instance") == 1, "said once, not per entity"
+    assert "rooms  not run    not attempted: IIQ could not be reached" in done.stdout
+    env = make_env("http://127.0.0.1:9", "postgresql+psycopg2://nobody:hunter2@127.0.0.1:1/none")
     done = run_cli(["sync", "teams", "--local", "--no-progress"], env, timeout=60)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "127.0.0.1:1" in done.stdout + done.stderr
+    assert "[Database] ConnectionString" in done.stdout + done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_connection_string_naming_a_driver_that_is_not_installed(tmp_path, iiq):
+    env = make_env(iiq.url, "mssql+pyodbc://sa:hunter2@db/iiq?driver=nothing")
+    done = run_cli(["sync", "teams", "--local", "--no-progress"], env, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "[Database] ConnectionString" in done.stderr
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stdout + done.stderr
+    assert iiq.count("requests") == 0
 
 
 def test_help_explains_commands():

@@ -9,7 +9,8 @@ def test_task_names_are_pinned():
 
     names = {n for n in app.tasks if n.startswith("iiqsync.")}
     assert names == {"iiqsync.plan", "iiqsync.fetch_page", "iiqsync.finalize",
-                     "iiqsync.fail_run", "iiqsync.sync_all", "iiqsync.sweep"}
+                     "iiqsync.fail_run", "iiqsync.record_failure", "iiqsync.sync_all",
+                     "iiqsync.sweep"}
 
 
 def test_reliability_settings():

@@ -7,7 +7,8 @@ in one transaction. The generic versions here run anywhere SQLAlchemy does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
@@ -81,11 +82,35 @@ class Dialect:
             marks = ", ".join(f":p{i}" for i in range(len(columns)))
         return f"INSERT INTO {prep.format_table(table)} ({cols}) VALUES ({marks})"
 
+    def adapt_rows(self, conn: sa.Connection, table: sa.Table, columns: Sequence[str],
+                   rows: Sequence[tuple]) -> Sequence:
+        """``rows`` with each value converted as SQLAlchemy converts it when binding to
+        its column (e.g. datetimes to SQLite's text form, booleans to 0/1 where the
+        database has no boolean), so a fast path stores exactly what generic_insert does."""
+        processors = []
+        for i, name in enumerate(columns):
+            col_type = table.c[name].type.dialect_impl(conn.dialect)
+            process = col_type.bind_processor(conn.dialect)
+            if process is not None:
+                processors.append((i, process))
+        if not processors:
+            return rows
+        out = []
+        for row in rows:
+            row = list(row)
+            for i, process in processors:
+                row[i] = process(row[i])
+            out.append(tuple(row))
+        return out
+
     def bulk_insert(self, conn: sa.Connection, table: sa.Table, columns: Sequence[str],
                     rows: Sequence[tuple]) -> None:
-        """Insert tuples (values in ``columns`` order) into ``table`` on ``conn``."""
+        """Insert tuples (values in ``columns`` order) into ``table`` on ``conn``, in
+        the caller's transaction: the driver's ``executemany`` in batches (PyMySQL
+        rewrites each batch into one multi-row INSERT)."""
         if not rows:
             return
+        rows = self.adapt_rows(conn, table, columns, rows)
         sql = self.insert_sql(conn, table, columns)
         named = conn.dialect.paramstyle == "named"
         for start in range(0, len(rows), self.batch_rows):
@@ -93,6 +118,12 @@ class Dialect:
             if named:
                 chunk = [{f"p{i}": v for i, v in enumerate(r)} for r in chunk]
             conn.exec_driver_sql(sql, list(chunk))
+
+    @contextmanager
+    def staging(self, engine: sa.Engine) -> Iterator[sa.Connection]:
+        """The transaction one page is staged in (its rows and its progress record)."""
+        with engine.begin() as conn:
+            yield conn
 
     def generic_insert(self, conn: sa.Connection, table: sa.Table, columns: Sequence[str],
                        rows: Sequence[tuple]) -> None:
@@ -115,6 +146,14 @@ class Dialect:
 
     def begin_swap(self, conn: sa.Connection) -> None:
         """Run first in the swap transaction (e.g. lock the tables)."""
+
+    def delete_superseded(self, conn: sa.Connection, staging: sa.Table, key: str,
+                          page_column: str, start: int) -> int:
+        """Delete staged rows numbered below ``start`` whose key is also staged at or
+        above ``start``, in one statement. Returns how many were deleted."""
+        k, page = staging.c[key], staging.c[page_column]
+        newer = sa.select(k).where(page >= start)
+        return conn.execute(staging.delete().where(page < start, k.in_(newer))).rowcount
 
     # -- additive schema changes ---------------------------------------------
     def add_column_sql(self, conn: sa.Connection, table: sa.Table, column: sa.Column) -> str:

@@ -30,6 +30,23 @@ class MySQLDialect(Dialect):
             return mysql.DOUBLE()
         return super().column_type(kind, string_length)
 
+    def engine_options(self):
+        # READ COMMITTED, as on PostgreSQL. Under InnoDB's default REPEATABLE READ, a
+        # statement that finds no row (a page's or a run's record looked up before it
+        # is inserted) takes a gap lock, and two such transactions side by side
+        # deadlock on their inserts; READ COMMITTED takes no gap locks.
+        return {"isolation_level": "READ COMMITTED"}
+
+    def delete_superseded(self, conn, staging, key, page_column, start):
+        # A DELETE ... WHERE key IN (subquery) on the same table runs the subquery once
+        # per row here (and MySQL refuses it); a join with a derived table, which gets
+        # an index of its own, stays linear.
+        prep = conn.dialect.identifier_preparer
+        table, k, page = prep.format_table(staging), prep.quote(key), prep.quote(page_column)
+        sql = (f"DELETE s FROM {table} AS s INNER JOIN (SELECT DISTINCT {k} AS k FROM {table} "
+               f"WHERE {page} >= %s) AS n ON s.{k} = n.k WHERE s.{page} < %s")
+        return conn.exec_driver_sql(sql, (start, start)).rowcount
+
     def custom_field_type(self, string_length):
         # TEXT is stored off-row, so 80+ custom-field columns fit the row limit.
         return mysql.MEDIUMTEXT()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import oracle
 
@@ -39,13 +41,36 @@ class OracleDialect(Dialect):
     def widened_type(self, column, needed):
         return oracle.NCLOB()
 
+    def input_sizes(self, dbapi, table: sa.Table, columns: Sequence[str]) -> list:
+        """The oracledb type of each parameter for ``setinputsizes``, from its column's
+        type, so a column whose first values are NULL is not bound as the wrong type
+        and timestamps keep their fraction of a second. ``dbapi`` is the driver module."""
+        sizes = []
+        for name in columns:
+            col_type = table.c[name].type
+            if isinstance(col_type, sa.DateTime):
+                sizes.append(dbapi.DB_TYPE_TIMESTAMP)
+            elif isinstance(col_type, oracle.BINARY_DOUBLE):
+                sizes.append(dbapi.DB_TYPE_BINARY_DOUBLE)
+            elif isinstance(col_type, (sa.Integer, sa.Numeric, sa.Boolean)):
+                sizes.append(dbapi.DB_TYPE_NUMBER)
+            elif isinstance(col_type, (sa.NVARCHAR, sa.NCHAR, oracle.NCLOB)):
+                # National text, and CLOB values, bound as NVARCHAR as SQLAlchemy binds them.
+                sizes.append(dbapi.DB_TYPE_NVARCHAR)
+            else:
+                sizes.append(dbapi.DB_TYPE_VARCHAR)
+        return sizes
+
     def bulk_insert(self, conn, table, columns, rows):
         if not rows:
             return
+        rows = self.adapt_rows(conn, table, columns, rows)
         sql = self.insert_sql(conn, table, columns)
+        sizes = self.input_sizes(conn.dialect.dbapi, table, columns)
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             for start in range(0, len(rows), self.batch_rows):
+                cursor.setinputsizes(*sizes)
                 cursor.executemany(sql, list(rows[start:start + self.batch_rows]))
         finally:
             cursor.close()

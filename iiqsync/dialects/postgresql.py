@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from .base import Dialect
+
+
+class _Null:
+    """Written by the csv module as an unquoted ``\\N`` (it counts as a number, so it
+    is never quoted), which COPY reads as NULL; every string is quoted, so neither an
+    empty string nor the text ``\\N`` is mistaken for NULL."""
+
+    __slots__ = ()
+
+    def __index__(self) -> int:
+        return 0
+
+    def __str__(self) -> str:
+        return "\\N"
+
+
+NULL = _Null()
 
 
 class PostgreSQLDialect(Dialect):
@@ -28,6 +46,14 @@ class PostgreSQLDialect(Dialect):
             return pg.DOUBLE_PRECISION()
         return super().column_type(kind, string_length)
 
+    @contextmanager
+    def staging(self, engine: sa.Engine) -> Iterator[sa.Connection]:
+        with engine.begin() as conn:
+            # A staged page lives in an UNLOGGED table, which a server crash empties
+            # anyway: waiting for its commit record to reach the disk buys nothing.
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            yield conn
+
     def bulk_insert(self, conn: sa.Connection, table: sa.Table, columns: Sequence[str],
                     rows: Sequence[tuple]) -> None:
         if not rows:
@@ -36,11 +62,13 @@ class PostgreSQLDialect(Dialect):
         if driver != "psycopg2":
             return super().bulk_insert(conn, table, columns, rows)
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
+        csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC).writerows(
+            [[NULL if v is None else v for v in row] for row in rows])
         buf.seek(0)
         prep = conn.dialect.identifier_preparer
         cols = ", ".join(prep.quote(c) for c in columns)
-        sql = f"COPY {prep.format_table(table)} ({cols}) FROM STDIN WITH (FORMAT csv)"
+        sql = (f"COPY {prep.format_table(table)} ({cols}) FROM STDIN "
+               f"WITH (FORMAT csv, NULL E'\\\\N')")
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             cursor.copy_expert(sql, buf)

@@ -203,6 +203,8 @@ class District:
                 raise ValueError(f"{key} has no custom fields; only {CUSTOM_FIELD_ENTITIES}")
         self._drift = _Drift()
         self._sorted_cache: dict = {}
+        self._overrides: dict[str, dict] = {}  # entity -> {key or None: (values, remove)}
+        self._extras: dict[str, tuple[int, int]] = {}  # entity -> (duplicates, keyless)
 
     # -- basic facts ------------------------------------------------------------
     @property
@@ -277,7 +279,23 @@ class District:
             s = serial.get(o)
             idx = (o >> 16) if s is None else n + s
             out.append(make(entity, o, idx, versions.get(o, 0), defs))
+        overrides = self._overrides.get(entity)
+        if overrides:
+            out = [self._overridden(entity, item, overrides) for item in out]
         return out
+
+    @staticmethod
+    def _overridden(entity: str, item: dict, overrides: dict) -> dict:
+        changes = [c for c in (overrides.get(None), overrides.get(item.get(KEY_FIELDS[entity])))
+                   if c is not None]
+        if not changes:
+            return item
+        item = dict(item)
+        for values, remove in changes:
+            item.update(values)
+            for name in remove:
+                item.pop(name, None)
+        return item
 
     def _snapshot(self, entity: str):
         with self._lock:
@@ -314,7 +332,16 @@ class District:
             order = self._sorted_order(entity, ov, defs, cf_gen, views, total, path,
                                        descending, asset_types)
             ords = order[offset:offset + k]
-        return total, self._materialise(entity, ov, ords, defs)
+        items = self._materialise(entity, ov, ords, defs)
+        extras = self._extras.get(entity)
+        if extras and offset == 0 and items and not descending:
+            duplicates, keyless = extras
+            items += [orjson.loads(orjson.dumps(items[0])) for _ in range(duplicates)]
+            for i in range(keyless):
+                item = orjson.loads(orjson.dumps(items[min(i + 1, len(items) - 1)]))
+                item.pop(KEY_FIELDS[entity], None)
+                items.append(item)
+        return total, items
 
     def page(self, entity: str, page: int = 0, size: int = 100, **kw) -> tuple[int, list[dict]]:
         """``(total, items)`` of page ``page`` (0-based) of ``size`` items."""
@@ -569,6 +596,27 @@ class District:
             dr.log.extend(done)
             del dr.log[:-1000]
             return done
+
+    # -- odd items (for tests) ---------------------------------------------------------
+    def override(self, entity: str, key: str | None = None, values: dict | None = None,
+                 remove: Iterable[str] = ()) -> None:
+        """Serve items changed: top-level fields in ``values`` replaced (e.g. a value far
+        longer than any column), fields in ``remove`` left out (e.g. ones the spec
+        calls required). For the item ``key``, or every item when ``key`` is None.
+        The truth API (:meth:`items`, :meth:`get`) shows the same items."""
+        entity = check_entity(entity)
+        with self._lock:
+            current = dict(self._overrides.get(entity, {}))
+            current[None if key is None else str(key).lower()] = (dict(values or {}), tuple(remove))
+            self._overrides[entity] = current
+
+    def serve_extras(self, entity: str, duplicates: int = 0, keyless: int = 0) -> None:
+        """The first page of ``entity`` (rank 0) also carries ``duplicates`` copies of
+        its first item and ``keyless`` copies of other items without their key, as a
+        faulty server might send. TotalRows and the truth API are unchanged."""
+        entity = check_entity(entity)
+        with self._lock:
+            self._extras[entity] = (max(0, int(duplicates)), max(0, int(keyless)))
 
     # -- custom fields --------------------------------------------------------------
     def _cf_entity(self, entity: str) -> str:

@@ -20,6 +20,7 @@ import hmac
 import math
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -97,6 +98,10 @@ class Knobs:
     latency_ms: float = 0.0  # added to every API response
     item_latency_ms: float = 0.0  # added per item served
     latency_jitter_ms: float = 0.0  # plus uniform [0, jitter)
+    # True: the latency is the response time, and the time spent building the page
+    # counts toward it (a benchmark's pages then take the same time however many are
+    # served at once, as long as the machine keeps up). False: it is added on top.
+    latency_total: bool = False
     rate_limit: float = 0.0  # requests per second across all clients; 0 = unlimited
     retry_after: bool = True  # send Retry-After with 429s
     retry_after_seconds: float | None = None  # fixed Retry-After; None = time until a slot frees
@@ -154,6 +159,12 @@ class _HttpServer(ThreadingHTTPServer):
     def __init__(self, address, handler, sim: SimulatorServer):
         self.sim = sim
         super().__init__(address, handler)
+
+    def handle_error(self, request, client_address):
+        # A client that refused the certificate is not the server's error.
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Abort(Exception):
@@ -217,8 +228,12 @@ class SimulatorServer:
     """
 
     def __init__(self, district: District | None = None, token: str = DEFAULT_TOKEN,
-                 host: str = "127.0.0.1", port: int = 0, verbose: bool = False, **knobs):
+                 host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
+                 certfile: str | None = None, keyfile: str | None = None, **knobs):
         self.district = district if district is not None else District()
+        # With a certificate (PEM) the simulator speaks HTTPS only.
+        self.certfile = certfile
+        self.keyfile = keyfile
         self.token = token
         self.host = host
         self.port = port
@@ -242,6 +257,13 @@ class SimulatorServer:
             return self
         self._stopping.clear()
         self._httpd = _HttpServer((self.host, self.port), _Handler, self)
+        if self.certfile:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(self.certfile, self.keyfile)
+            # The handshake happens in the request's own thread, so a client that
+            # refuses the certificate never holds up the next one.
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.1},
@@ -288,7 +310,7 @@ class SimulatorServer:
         host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.certfile else 'http'}://{host}:{self.port}"
 
     @property
     def headers(self) -> dict:
@@ -464,6 +486,8 @@ class SimulatorServer:
         if knobs.latency_jitter_ms:
             with self._lock:
                 delay += self._dice.random() * knobs.latency_jitter_ms
+        if knobs.latency_total:
+            delay -= (time.perf_counter() - t0) * 1000
         if delay > 0 and self._sleep(delay / 1000):
             h.close_connection = True
             raise _Abort
@@ -799,6 +823,9 @@ def build_parser(prog: str = "iiqsync fake-iiq") -> argparse.ArgumentParser:
     g.add_argument("--latency-ms", type=float, default=0.0, help="added to every response")
     g.add_argument("--item-latency-ms", type=float, default=0.0, help="added per item served")
     g.add_argument("--jitter-ms", type=float, default=0.0, help="random extra latency, up to")
+    g.add_argument("--latency-total", action="store_true",
+                   help="count the time spent building a response toward its latency "
+                        "(the latency is then the response time, not an addition)")
     g.add_argument("--rate-limit", type=float, default=0.0,
                    help="requests per second across all clients before 429 (0 = unlimited)")
     g.add_argument("--retry-after", action=argparse.BooleanOptionalAction, default=True,
@@ -841,7 +868,8 @@ def main(argv: list[str] | None = None) -> int:
     sim = SimulatorServer(
         district, token=args.token, host=args.host, port=args.port, verbose=args.verbose,
         latency_ms=args.latency_ms, item_latency_ms=args.item_latency_ms,
-        latency_jitter_ms=args.jitter_ms, rate_limit=args.rate_limit,
+        latency_jitter_ms=args.jitter_ms, latency_total=args.latency_total,
+        rate_limit=args.rate_limit,
         retry_after=args.retry_after, retry_after_seconds=args.retry_after_seconds,
         page_caps={"users": args.users_page_cap} if args.users_page_cap > 0 else {},
         over_cap=args.over_cap, default_page_size=args.default_page_size,

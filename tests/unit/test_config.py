@@ -91,8 +91,8 @@ def test_keys_and_sections_are_case_insensitive(tmp_path):
 
 
 def test_double_quoted_value_is_unquoted(tmp_path):
-    path = write_variant(tmp_path, ("Token: MY_API_BEARER_TOKEN_HERE", 'Token: "abc def"'))
-    assert config.load(path, env={}).token == "abc def"
+    path = write_variant(tmp_path, ("Token: MY_API_BEARER_TOKEN_HERE", 'Token: "abc.def"'))
+    assert config.load(path, env={}).token == "abc.def"
 
 
 def test_schema_set_is_returned(tmp_path):
@@ -355,6 +355,39 @@ def test_missing_ca_bundle_is_a_problem(tmp_path):
     with pytest.raises(ConfigError) as excinfo:
         config.load(OLD_CONFIG, env={"IIQSYNC_INCIDENTIQ_CABUNDLE": str(tmp_path / "ca.pem")})
     assert "[IncidentIQ] CaBundle" in problems_of(excinfo)[0]
+
+
+def test_ca_bundle_that_is_no_certificate_is_a_problem(tmp_path):
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate\n")
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(OLD_CONFIG, env={"IIQSYNC_INCIDENTIQ_CABUNDLE": str(bogus)})
+    [problem] = problems_of(excinfo)
+    assert "[IncidentIQ] CaBundle" in problem and str(bogus) in problem and "PEM" in problem
+
+
+NUMERIC = [k for k in config.KEYS if k.kind in ("int", "float")]
+
+
+@pytest.mark.parametrize("key", NUMERIC, ids=lambda k: f"{k.section}.{k.name}")
+def test_every_number_below_its_minimum_is_one_problem_naming_it(key):
+    """-1 for any numeric setting: exactly one problem, naming the key and the variable."""
+    assert key.minimum is not None and key.minimum >= 0, "every number has a floor"
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(OLD_CONFIG, env={key.env: "-1"})
+    [problem] = problems_of(excinfo)
+    assert f"[{key.section}] {key.name}" in problem and key.env in problem
+    assert "minimum" in problem
+
+
+@pytest.mark.parametrize("token", ["two SECRET", "line\nSECRET", "tab\tSECRET",
+                                   "\u201cSECRET\u201d", "Bearer SECRET.abc", "SECRET\x00"])
+def test_token_that_cannot_be_a_token_is_a_problem_not_shown(token):
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(OLD_CONFIG, env={"IIQSYNC_INCIDENTIQ_TOKEN": token})
+    [problem] = problems_of(excinfo)
+    assert "[IncidentIQ] Token" in problem
+    assert "SECRET" not in str(excinfo.value)
 
 
 # -- secrets --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ SQLite get the same CREATE TABLE checks for comparison.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -45,15 +46,38 @@ class CompileOnlyConnection:
         self.dialect = dialect
 
 
+class RecordingCursor:
+    """A DBAPI cursor that records what bulk_insert sends to the driver."""
+
+    def __init__(self, calls: list):
+        self.calls = calls
+        self.fast_executemany = False
+        self.sizes = None
+        self.closed = False
+
+    def setinputsizes(self, *sizes):
+        self.sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], list) else list(sizes)
+
+    def executemany(self, sql, params):
+        self.calls.append((sql, params, self.sizes, self.fast_executemany))
+
+    def close(self):
+        self.closed = True
+
+
 class RecordingConnection(CompileOnlyConnection):
-    """Also records what bulk_insert would send to the driver."""
+    """Also records what bulk_insert would send to the driver, through the raw DBAPI
+    cursor (``conn.connection.dbapi_connection.cursor()``) as the fast paths use it."""
 
     def __init__(self, dialect):
         super().__init__(dialect)
-        self.calls: list[tuple[str, list]] = []
+        self.calls: list[tuple] = []
+        self.cursors: list[RecordingCursor] = []
+        self.connection = SimpleNamespace(dbapi_connection=SimpleNamespace(cursor=self._cursor))
 
-    def exec_driver_sql(self, sql, params):
-        self.calls.append((sql, params))
+    def _cursor(self):
+        self.cursors.append(RecordingCursor(self.calls))
+        return self.cursors[-1]
 
 
 def sa_mssql():
@@ -494,11 +518,14 @@ def test_mssql_bulk_insert_sends_batches_under_the_limit(settings):
             for i in range(500)]
     conn = RecordingConnection(sa_mssql())
     MSSQLDialect().bulk_insert(conn, stage, columns, rows)
-    sizes = [len(params) for _, params in conn.calls]
+    sizes = [len(call[1]) for call in conn.calls]
     assert sum(sizes) == 500
     assert max(sizes) * len(columns) < 2100
-    assert [r for _, params in conn.calls for r in params] == rows
-    assert {sql for sql, _ in conn.calls} == {MSSQLDialect().insert_sql(conn, stage, columns)}
+    assert [r for call in conn.calls for r in call[1]] == rows
+    assert {call[0] for call in conn.calls} == {MSSQLDialect().insert_sql(conn, stage, columns)}
+    assert all(call[3] for call in conn.calls), "fast_executemany is on for every batch"
+    assert all(len(call[2]) == len(columns) for call in conn.calls)
+    assert [c.closed for c in conn.cursors] == [True]
 
 
 def test_mssql_bulk_insert_of_nothing_sends_nothing(settings):
@@ -506,6 +533,101 @@ def test_mssql_bulk_insert_of_nothing_sends_nothing(settings):
     conn = RecordingConnection(sa_mssql())
     MSSQLDialect().bulk_insert(conn, stage, ["AssetId"], [])
     assert conn.calls == []
+
+
+def _tricky_asset_rows(columns, n=3):
+    """Rows for the Assets staging table: NULLs first, then long and non-BMP text."""
+    rows = []
+    for i in range(n):
+        row = dict.fromkeys(columns)
+        row["AssetId"] = f"{i:08d}-0000-0000-0000-000000000000"
+        row["iiqsync_page"] = 7
+        if i:
+            row["Name"] = "x" * (10 * i)
+            row["Notes"] = "\U0001F600" * 3000 if i == 2 else "short"  # 6000 UTF-16 units
+            row["CreatedDate"] = datetime(2024, 1, 2, 3, 4, 5, 123456)
+            row["IsDeleted"] = bool(i % 2)
+            row["OpenTickets"] = i
+            row["PurchasePrice"] = 12.5
+        rows.append(tuple(row[c] for c in columns))
+    return rows
+
+
+def test_mssql_input_sizes_are_bounded_by_the_batch(settings):
+    (_, stage), _ = tables_for(entities.ASSETS, settings, "mssql")
+    columns = [c.name for c in stage.columns]
+    sizes = dict(zip(columns, MSSQLDialect().input_sizes(stage, columns, _tricky_asset_rows(columns)),
+                     strict=True))
+    assert sizes["AssetId"] == (-9, 36, 0)  # NVARCHAR(36) for a UNIQUEIDENTIFIER
+    assert sizes["Name"] == (-9, 20, 0)  # the longest Name in the batch
+    assert sizes["Notes"] == (-9, 0, 0)  # past 4000 UTF-16 units: NVARCHAR(MAX)
+    assert sizes["AssetTag"] == (-9, 1, 0)  # only NULLs: still a bounded NVARCHAR
+    assert sizes["CreatedDate"] == (93, 27, 7)  # DATETIME2(7): microseconds kept
+    assert sizes["IsDeleted"] == (-7, 1, 0)
+    assert sizes["OpenTickets"] == (4, 10, 0)
+    assert sizes["PurchasePrice"] == (8, 53, 0)
+    assert sizes["iiqsync_page"] == (4, 10, 0)
+    short = _tricky_asset_rows(columns, 2)
+    assert dict(zip(columns, MSSQLDialect().input_sizes(stage, columns, short), strict=True))[
+        "Notes"] == (-9, 5, 0)
+
+
+def test_mssql_bulk_insert_sets_sizes_per_batch(settings):
+    (_, stage), _ = tables_for(entities.ASSETS, settings, "mssql")
+    columns = [c.name for c in stage.columns]
+    rows = _tricky_asset_rows(columns, 3) * 30  # 90 rows: three batches of at most 40
+    conn = RecordingConnection(sa_mssql())
+    MSSQLDialect().bulk_insert(conn, stage, columns, rows)
+    assert len(conn.calls) == 3
+    for _sql, params, sizes, fast in conn.calls:
+        assert fast
+        assert sizes == MSSQLDialect().input_sizes(stage, columns, params)
+    # Booleans go as 0/1, as SQLAlchemy binds them to BIT.
+    flags = {r[columns.index("IsDeleted")] for call in conn.calls for r in call[1]}
+    assert flags == {None, 0, 1} and all(type(f) is not bool for f in flags)
+
+
+ORACLE_TYPES = SimpleNamespace(**{name: name for name in (
+    "DB_TYPE_TIMESTAMP", "DB_TYPE_BINARY_DOUBLE", "DB_TYPE_NUMBER", "DB_TYPE_NVARCHAR",
+    "DB_TYPE_VARCHAR")})
+
+
+def test_oracle_input_sizes_follow_the_column_types(settings):
+    (_, stage), (_, cf_stage) = tables_for(entities.ASSETS, settings, "oracle", ["Color"])
+    columns = [c.name for c in stage.columns]
+    sizes = dict(zip(columns, OracleDialect().input_sizes(ORACLE_TYPES, stage, columns), strict=True))
+    assert sizes["AssetId"] == "DB_TYPE_VARCHAR"  # VARCHAR2(36)
+    assert sizes["Name"] == "DB_TYPE_NVARCHAR"  # NCLOB in staging
+    assert sizes["Notes"] == "DB_TYPE_NVARCHAR"
+    assert sizes["CreatedDate"] == "DB_TYPE_TIMESTAMP"  # not DATE: the fraction is kept
+    assert sizes["PurchasePrice"] == "DB_TYPE_NUMBER"  # NUMERIC(19, 4)
+    assert sizes["IsDeleted"] == "DB_TYPE_NUMBER"
+    assert sizes["OpenTickets"] == "DB_TYPE_NUMBER"
+    assert sizes["iiqsync_page"] == "DB_TYPE_NUMBER"
+    loc_stage = tables_for(entities.LOCATIONS, settings, "oracle")[0][1]
+    loc_cols = [c.name for c in loc_stage.columns]
+    loc = dict(zip(loc_cols, OracleDialect().input_sizes(ORACLE_TYPES, loc_stage, loc_cols),
+                   strict=True))
+    assert loc["Latitude"] == "DB_TYPE_BINARY_DOUBLE"
+    cf_cols = [c.name for c in cf_stage.columns]
+    assert OracleDialect().input_sizes(ORACLE_TYPES, cf_stage, cf_cols) == [
+        "DB_TYPE_VARCHAR", "DB_TYPE_NVARCHAR", "DB_TYPE_NUMBER"]
+
+
+def test_oracle_bulk_insert_batches_with_input_sizes(settings):
+    (_, stage), _ = tables_for(entities.ASSETS, settings, "oracle")
+    columns = [c.name for c in stage.columns]
+    rows = _tricky_asset_rows(columns, 3) * 700  # 2100 rows: batches of 1000, 1000, 100
+    sa_dialect = sa_oracle()
+    sa_dialect.dbapi = ORACLE_TYPES
+    conn = RecordingConnection(sa_dialect)
+    OracleDialect().bulk_insert(conn, stage, columns, rows)
+    assert [len(call[1]) for call in conn.calls] == [1000, 1000, 100]
+    want = OracleDialect().input_sizes(ORACLE_TYPES, stage, columns)
+    assert all(call[2] == want for call in conn.calls)
+    assert {call[0] for call in conn.calls} == {OracleDialect().insert_sql(conn, stage, columns)}
+    flags = {r[columns.index("IsDeleted")] for call in conn.calls for r in call[1]}
+    assert flags == {None, 0, 1} and all(type(f) is not bool for f in flags)
 
 
 # -- registry -----------------------------------------------------------------------------------------------

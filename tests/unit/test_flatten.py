@@ -284,3 +284,39 @@ def test_every_entity_keeps_a_keyed_item(entity):
     rows, _, skipped, _ = flatten_page(entity, [item, {}])
     assert skipped == 1
     assert rows[0][key_index(entity)] == OTHER_ID
+
+
+# -- the generated row maker follows the converters exactly ---------------------------------------
+
+
+ODD_VALUES = [None, "", " ", "x", "\x00", "a\x00b", "  ABC-Def  ", ZERO_GUID, ZERO_GUID.upper(),
+              f" {ZERO_GUID} ", 0, 1, -7, 2.5, True, False, "true", "0", "12", "1.5", "nan",
+              "2024-01-02T03:04:05", "2024-01-02T03:04:05.1234567", "2024-01-02T03:04:05.1234567Z",
+              "2024-01-02T03:04:05Z", " 2024-01-02T03:04:05.5 ", "2024-01-02T03:04:05.",
+              "2024-01-02T03:04:05+05:00", "2024-01-02T03:04:05.123+05:00", "2024-01-02",
+              "2024-01-02T03:04:05.1234567junk", "0001-01-01T00:00:00", "not a date",
+              {"Name": "nested"}, ["a", 1], {"x": {"y": None}}]
+
+
+@pytest.mark.parametrize("entity", list(entities.ENTITIES.values()), ids=lambda e: e.name)
+def test_generated_row_maker_matches_the_converters(entity):
+    from iiqsync.flatten import CONVERTERS, _getter
+
+    make = row_maker(entity.columns)
+    for shift in range(len(ODD_VALUES)):
+        item = {}
+        for i, column in enumerate(entity.columns):
+            value = ODD_VALUES[(i + shift) % len(ODD_VALUES)]
+            target = item
+            for part in column.path[:-1]:
+                target = target.setdefault(part, {}) if isinstance(target.get(part, {}), dict) else {}
+            target[column.path[-1]] = value
+        want = tuple(CONVERTERS[c.kind](_getter(c.path)(item)) for c in entity.columns)
+        got = make(item)
+        assert repr(got) == repr(want)  # repr: NaN equals NaN
+        assert [type(v) for v in got] == [type(v) for v in want]
+    # A nested parent that is not an object reads as NULL, as the getter reads it.
+    nested = [c for c in entity.columns if len(c.path) > 1]
+    if nested:
+        item = {c.path[0]: "not an object" for c in nested}
+        assert make(item) == tuple(CONVERTERS[c.kind](_getter(c.path)(item)) for c in entity.columns)

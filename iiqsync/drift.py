@@ -1,0 +1,126 @@
+"""Proving that offset paging under drift lost no row.
+
+IIQ lists are read by offset (``$p``, ``$s``) and sorted on their unique key. A row
+inserted or deleted above a page while the run reads the list shifts that page: a
+row can be read twice, or slide across a page boundary and be read by no page.
+TotalRows cannot see every case (an insert and a delete cancel out), so the check
+here works on the keys themselves.
+
+Every read — a page or a small *probe* — is a window: the rows at consecutive
+ranks of the sorted list at the moment it was read. A row that exists during the
+whole run and whose key lies between a window's first and last key is in that
+window. Two windows that share a key therefore cover, together, every such row
+between the smaller first key and the larger last key. So when the windows linked
+by shared keys include a *head* (a read from rank 0) and a *tail* (a short, non-empty
+read: the list ended inside it), every row that existed for the whole run was read.
+
+Pages of one pass never share keys, so each page ``p >= 1`` is followed by a probe:
+a small window around rank ``p * PageSize`` that overlaps page ``p - 1`` and page
+``p`` even when a few rows moved between the reads. When the last page is full, a
+tail probe reads across the end of the list. Probes are staged like pages, under
+negative page numbers, so a page's copy of a row wins over a probe's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from . import schema
+
+# Probe sizes to choose from: large enough to absorb a few moved rows, small enough
+# to cost little next to a page.
+PROBE_SIZES = range(16, 49)
+
+BOUNDARY, TAIL = 0, 1
+
+
+def probe_window(rank: int) -> tuple[int, int]:
+    """``(page index, page size)`` of a small window holding ranks ``rank - 1`` and
+    ``rank``, with ``rank`` as near its middle as the sizes allow."""
+    best = None
+    for size in PROBE_SIZES:
+        offset = rank % size
+        if offset == 0:
+            continue
+        margin = min(offset, size - offset)
+        if best is None or margin > best[0]:
+            best = (margin, size)
+    size = best[1]
+    return rank // size, size
+
+
+def probe_number(page: int, kind: int, tail: bool) -> int:
+    """The staging page number of a probe made after page ``page`` (its full
+    number, pass included). ``tail``: the probe was short and not empty."""
+    return -(4 * page + 2 * kind + int(tail) + 1)
+
+
+def is_probe(number: int) -> bool:
+    return number < 0
+
+
+def probe_is_tail(number: int) -> bool:
+    return bool((-number - 1) & 1)
+
+
+def covered(windows: dict[int, int], page_size: int, shared: Iterable[tuple[int, int]],
+            stride: int) -> tuple[bool, str]:
+    """Whether the reads prove that every row that existed for the whole run was read.
+
+    ``windows`` maps each finished read (page or probe number) to how many items IIQ
+    returned; ``shared`` lists pairs of reads that returned a common key; page ``n``
+    of a pass is ``pass * stride + n``. Returns ``(proved, why not)``."""
+    parent = {w: w for w in windows}
+
+    def root(w):
+        while parent[w] != w:
+            parent[w] = parent[parent[w]]
+            w = parent[w]
+        return w
+
+    for a, b in shared:
+        if a in parent and b in parent:
+            parent[root(a)] = root(b)
+    heads, tails = set(), set()
+    for number, items in windows.items():
+        if is_probe(number):
+            if probe_is_tail(number) and items:
+                tails.add(root(number))
+        elif number % stride == 0:
+            if items == 0:
+                return True, ""  # the list was empty then: no row lived through the run
+            heads.add(root(number))
+        if not is_probe(number) and 0 < items < page_size:
+            tails.add(root(number))
+    if heads & tails:
+        return True, ""
+    if not heads:
+        return False, "no read of the first page"
+    if not tails:
+        return False, "no read reached the end of the list"
+    return False, "rows moved across a page boundary between reads"
+
+
+def shared_reads(conn: sa.Connection, stage: sa.Table, key: str) -> list[tuple[int, int]]:
+    """Pairs of staged reads that hold a common key: each read paired with the
+    lowest-numbered read of each of its keys."""
+    page = stage.c[schema.PAGE_COLUMN]
+    first = sa.func.min(page).over(partition_by=stage.c[key]).label("first")
+    inner = sa.select(page.label("page"), first).subquery()
+    rows = conn.execute(sa.select(inner.c.page, inner.c.first).distinct()
+                        .where(inner.c.page != inner.c.first)).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def moved_rows(conn: sa.Connection, stage: sa.Table, key: str, stride: int) -> int:
+    """Rows that moved under the run as the first pass saw them: copies its pages
+    read twice, plus rows it missed that a probe or a later pass found."""
+    k = stage.c[key]
+    page = stage.c[schema.PAGE_COLUMN]
+    first_pass = sa.and_(page >= 0, page < stride)
+    copies, distinct_first = conn.execute(
+        sa.select(sa.func.count(), sa.func.count(sa.distinct(k))).where(first_pass)).one()
+    distinct_all = conn.execute(sa.select(sa.func.count(sa.distinct(k)))).scalar_one()
+    return (copies - distinct_first) + (distinct_all - distinct_first)
