@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # A cron or systemd timeout sends SIGTERM: end the way Ctrl-C does, so a local
+    # run records its failure, drops its staging tables and frees its lock.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -102,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"iiqsync: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("iiqsync: interrupted", file=sys.stderr)
+        print("iiqsync: interrupted; unfinished runs were recorded as failed", file=sys.stderr)
         return 130
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
 
 
 # -- sync -------------------------------------------------------------------------
@@ -163,6 +171,7 @@ def _enqueue(settings, entities, wait, timeout, progress) -> int:
     from .tasks import plan
 
     pipeline.context(settings)  # the database is reachable and iiqsync's tables exist
+    _check_broker(settings)
     results = {}
     for name in entities:
         results[name] = plan.delay(name)
@@ -170,6 +179,21 @@ def _enqueue(settings, entities, wait, timeout, progress) -> int:
     if not wait:
         return 0
     return _wait(settings, results, timeout, progress)
+
+
+def _check_broker(settings) -> None:
+    """One clear message instead of Celery's reconnect loop when Redis is away."""
+    from .celery import app
+    from .config import _mask_url
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)
+    except Exception as exc:
+        from .errors import FatalError
+
+        raise FatalError(f"cannot reach the broker {_mask_url(settings.broker_url)}: "
+                         f"{exc} (check [Celery] BrokerUrl)") from None
 
 
 def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
@@ -289,7 +313,7 @@ def cmd_status(args) -> int:
           f"{'last success':<15} error")
     for r in sorted(rows, key=lambda r: (r.entity, r.started), reverse=False):
         took = f"{(r.finished - r.started).total_seconds():.0f}s" if r.finished else "-"
-        error = (r.error or "").splitlines()[0][:80] if r.status != "succeeded" else ""
+        error = (r.error or "").partition("\n")[0][:80] if r.status != "succeeded" else ""
         print(f"{r.entity:<10} {r.status:<9} {r.started:%Y-%m-%d %H:%M:%S} {took:>7} "
               f"{(r.rows if r.rows is not None else '-'):>9}  {last_success(r.entity):<15} {error}"
               .rstrip())

@@ -111,6 +111,9 @@ for _k in KEYS:
     KEYS_BY_SECTION.setdefault(_k.section.lower(), {})[_k.name.lower()] = _k
 
 ENV_NAMES: frozenset[str] = frozenset(k.env for k in KEYS)
+# Variables that are not settings but belong to iiqsync (checked so that a typo in a
+# setting's name is reported, not ignored).
+OTHER_ENV = frozenset({"IIQSYNC_CONFIG", "IIQSYNC_HEARTBEAT_FILE"})
 
 
 @dataclass(frozen=True)
@@ -309,17 +312,14 @@ def load(path: str | os.PathLike | None = None, env: dict | None = None,
     elif explicit:
         raise ConfigError([f"config file {file_path} does not exist"])
 
-    prefixes = {f"IIQSYNC_{s.upper()}_": s for s in KEYS_BY_SECTION}
     for var, value in env.items():
         if var in ENV_NAMES:
             key = next(k for k in KEYS if k.env == var)
             raw[(key.section.lower(), key.name.lower())] = (
                 value, f"[{key.section}] {key.name} (env {var})")
-        else:
-            for prefix in prefixes:
-                if var.startswith(prefix):
-                    problems.append(f"{var} is not a known setting"
-                                    + _suggest(var, ENV_NAMES))
+        elif var.startswith("IIQSYNC_") and var not in OTHER_ENV and not var.startswith(
+                "IIQSYNC_TEST_"):
+            problems.append(f"{var} is not a known setting" + _suggest(var, ENV_NAMES))
 
     values = {}
     for key in KEYS:

@@ -47,18 +47,27 @@ def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=Non
                 break
             pages, round_no = outcome["pages"], outcome["round"]
             progress.total(entity, len(pages))
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: free the entity for the next run before going.
+        _record_failure(settings, entity, run_id, "interrupted (Ctrl-C or SIGTERM)")
+        progress.done(entity, "interrupted")
+        raise
     except Exception as exc:
-        try:
-            pipeline.fail(settings, entity, run_id, pipeline._error_text(exc))
-        except IIQSyncError as unrecorded:
-            # The database is away: the run stays open until its lock expires and a
-            # later sweep records it as abandoned. Say so rather than crash.
-            log.error("run %s of %s could not be recorded as failed: %s", run_id, entity,
-                      unrecorded)
+        _record_failure(settings, entity, run_id, pipeline._error_text(exc))
         progress.done(entity, "failed")
         return _failed(entity, run_id, exc, started)
     progress.done(entity, outcome["status"])
     return {**outcome, "seconds": time.monotonic() - started}
+
+
+def _record_failure(settings: Settings, entity: str, run_id: str, reason: str) -> None:
+    try:
+        pipeline.fail(settings, entity, run_id, reason)
+    except IIQSyncError as unrecorded:
+        # The database is away: the run stays open until its lock expires and a
+        # later sweep records it as abandoned. Say so rather than crash.
+        log.error("run %s of %s could not be recorded as failed: %s", run_id, entity,
+                  unrecorded)
 
 
 def _fetch_all(settings, entity, run_id, pages, client, progress) -> None:

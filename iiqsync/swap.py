@@ -142,6 +142,9 @@ def _widen(conn, dialect, final, stage, present) -> list[str]:
         reflected = present.get(column.name.lower())
         if reflected is None or column.name not in stage.c:
             continue
+        if not isinstance(stage.c[column.name].type, sa.String):
+            # e.g. a uuid staged for a VARCHAR column an older tool created: it fits.
+            continue
         length = getattr(reflected["type"], "length", None)
         if isinstance(reflected["type"], sa.String) and length and not isinstance(
                 reflected["type"], sa.CHAR):

@@ -179,9 +179,18 @@ def test_unknown_environment_variable_is_named():
     assert any(p.startswith("IIQSYNC_INCIDENTIQ_TOKN ") for p in problems)
 
 
-def test_variables_outside_the_settings_sections_are_left_alone():
-    s = config.load(OLD_CONFIG, env={"IIQSYNC_HEALTH_FILE": "/tmp/x", "IIQSYNC_TEST_PG": "x"})
+def test_iiqsync_variables_that_are_not_settings_are_left_alone():
+    s = config.load(OLD_CONFIG, env={"IIQSYNC_HEARTBEAT_FILE": "/tmp/x", "IIQSYNC_TEST_PG": "x",
+                                     "IIQSYNC_CONFIG": str(OLD_CONFIG)})
     assert s.page_size == 1000
+
+
+def test_a_typo_in_the_section_part_of_a_variable_is_reported():
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(OLD_CONFIG, env={"IIQSYNC_DATABSE_SCHEMA": "iiq"})
+    [problem] = problems_of(excinfo)
+    assert "IIQSYNC_DATABSE_SCHEMA is not a known setting" in problem
+    assert "IIQSYNC_DATABASE_SCHEMA" in problem
 
 
 def test_unknown_environment_variable_gets_did_you_mean():
