@@ -52,9 +52,30 @@ def _create(url: str) -> sa.Engine:
             options.setdefault("pool_recycle", 1800)
         engine = sa.create_engine(parsed, **options)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise ConfigError([f"[Database] ConnectionString cannot be used: {exc}"]) from None
+        raise ConfigError([f"[Database] ConnectionString cannot be used: {exc}"
+                           + _driver_hint(url)]) from None
     sa.event.listen(engine, "connect", lambda conn, _rec: dialect.on_connect(conn))
     return engine
+
+
+# What to write instead of the URL prefixes people most often try.
+_DRIVER_HINTS = {
+    "postgres": "write postgresql+psycopg2://user:pass@host/db",
+    "postgresql": "",
+    "mysql": "write mysql+pymysql://user:pass@host/db (PyMySQL is installed)",
+    "mariadb": "write mariadb+pymysql://user:pass@host/db (PyMySQL is installed)",
+    "mssql": "install the driver: pip install .[mssql] (pyodbc and an ODBC driver)",
+    "oracle": "install the driver: pip install .[oracle], and write oracle+oracledb://...",
+}
+
+
+def _driver_hint(url: str) -> str:
+    scheme = url.split("://", 1)[0].lower()
+    backend, _, driver = scheme.partition("+")
+    hint = _DRIVER_HINTS.get(backend, "")
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
+        hint = ""
+    return f"; {hint}" if hint else ""
 
 
 def forget(url: str) -> None:

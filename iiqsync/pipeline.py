@@ -67,9 +67,11 @@ def context(settings: Settings) -> Context:
                     except sa.exc.DBAPIError as exc:
                         where = engine.url.render_as_string(hide_password=True)
                         first = str(exc.orig or exc).strip().splitlines()[0][:300]
+                        key = ("[Database] Schema: create the schema first"
+                               if settings.schema and "schema" in first.lower()
+                               else "check [Database] ConnectionString")
                         raise DatabaseUnavailableError(
-                            f"cannot use the database {where}: {first} "
-                            "(check [Database] ConnectionString)") from None
+                            f"cannot use the database {where}: {first} ({key})") from None
                     _ready.add(ready_key)
                 _contexts[key] = ctx
     return ctx
