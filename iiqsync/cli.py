@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "in this process on [General] Threads threads.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("entities", nargs="*", metavar="ENTITY",
-                   help="entities to sync (default: all)")
+                   help="entities to sync: " + ", ".join(ENTITIES) + " (default, or 'all': every one)")
     s.add_argument("--config", help="path of config.ini")
     s.add_argument("--local", action="store_true", help="run in this process, no broker")
     s.add_argument("--wait", action="store_true",
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"iiqsync: {exc}", file=sys.stderr)
         return 2
     except IIQSyncError as exc:
@@ -118,18 +118,27 @@ def _terminated(signum, frame):
 def _entities(names: list[str]) -> list[str]:
     if not names or names == ["all"]:
         return list(ENTITIES)
-    out = []
+    out, problems = [], []
     for name in names:
         try:
-            out.append(get_entity(name).name)
+            entity = get_entity(name).name
         except KeyError as exc:
-            raise ConfigError([str(exc.args[0])]) from None
+            problems.append(str(exc.args[0]))
+            continue
+        if entity not in out:
+            out.append(entity)
+    if problems:
+        raise UsageError("; ".join(problems))
     return out
 
 
+class UsageError(IIQSyncError):
+    """The command line names something that does not exist."""
+
+
 def cmd_sync(args) -> int:
-    settings = config.load(args.config, require_iiq=True)
     entities = _entities(args.entities)
+    settings = config.load(args.config, require_iiq=True)
     if args.local or not settings.broker_url:
         if not args.local:
             print("iiqsync: no broker configured ([Celery] BrokerUrl); running in-process",

@@ -332,6 +332,10 @@ def get_entity(name: str) -> Entity:
     try:
         return ENTITIES[name.lower()]
     except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name.lower(), list(ENTITIES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise KeyError(
-            f"unknown entity {name!r}; choose from {', '.join(ENTITIES)}"
+            f"unknown entity {name!r}{hint}; choose from {', '.join(ENTITIES)}"
         ) from None
