@@ -107,9 +107,25 @@ def _looks_like_connection(exc: BaseException) -> bool:
                                    "lost", "timeout", "terminating", "refused"))
 
 
+# Deadlock and serialisation failures: the database chose this transaction to roll
+# back so that another could go on; the same work succeeds when run again.
+_DEADLOCK_CODES = {1213, 1205, "40P01", "40001"}
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    code = getattr(orig, "pgcode", None) or (orig.args[0] if getattr(orig, "args", None) else None)
+    return code in _DEADLOCK_CODES
+
+
 def retriable(exc: BaseException) -> BaseException:
-    """Wrap a lost-connection error as RetriableError; return others unchanged."""
+    """Wrap a lost-connection or deadlock error as RetriableError; return others unchanged."""
     if is_connection_error(exc):
         return RetriableError(f"database connection failed: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:300]}")
+    if is_deadlock(exc):
+        return RetriableError(f"database deadlock, will run again: "
                               f"{str(exc).splitlines()[0][:300]}")
     return exc

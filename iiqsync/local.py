@@ -35,9 +35,8 @@ def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=Non
     if planned["status"] != "planned":
         progress.done(entity, "skipped")
         return {**planned, "seconds": time.monotonic() - started}
-    pages = list(range(1, planned["pages"]))
+    pages = pipeline.pages_to_fetch(planned)
     progress.add(entity, planned["pages"])
-    progress.advance(entity)
     round_no = 0
     try:
         while True:

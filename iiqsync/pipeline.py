@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -23,7 +24,14 @@ from .client import IIQClient, Page
 from .config import Settings
 from .dialects import Dialect
 from .entities import Entity, get_entity
-from .errors import DatabaseUnavailableError, FatalError, IIQSyncError, IncompleteRunError, RetriableError
+from .errors import (
+    ApiError,
+    DatabaseUnavailableError,
+    FatalError,
+    IIQSyncError,
+    IncompleteRunError,
+    RetriableError,
+)
 from .flatten import flatten_page
 from .runs import FAILED, RUNNING, SUCCEEDED, Bookkeeping, Run, utcnow
 
@@ -125,8 +133,8 @@ def abort(ctx: Context, entity: Entity, run_id: str, reason: str) -> bool:
 # -- plan -------------------------------------------------------------------------
 def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: str = "celery",
          client: IIQClient | None = None) -> dict:
-    """Start a run: lock the entity, read custom-field definitions and page 0,
-    create the run's staging tables and stage page 0.
+    """Start a run: lock the entity, read custom-field definitions and the list's
+    TotalRows, and create the run's staging tables.
 
     Returns ``{"run_id", "status": "planned", "pages", "total_rows"}``, or
     ``{"status": "skipped", "reason"}`` when another run of the entity holds the lock.
@@ -148,7 +156,13 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
     client = client or IIQClient(settings)
     try:
         definitions = client.custom_field_definitions(entity) if entity.custom_fields else []
-        first = client.fetch_page(entity, 0)
+        # One item is enough to learn TotalRows: page 0 itself is read by a page task,
+        # in parallel with every other page.
+        page_size = client.page_size_for(entity)
+        total = client.fetch_page(entity, 0, 1).total_rows
+        if total is None:
+            raise ApiError(f"{entity.route}: IIQ sent no Paging.TotalRows, so the list "
+                           "cannot be read page by page")
         with ctx.engine.connect() as conn:
             existing = set()
             if entity.custom_fields:
@@ -158,25 +172,25 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
                     existing = {c["name"] for c in inspector.get_columns(name, schema=settings.schema)}
             layout = customfields.plan_layout(conn, ctx.books, entity, definitions, existing,
                                               ctx.dialect.max_identifier_bytes)
-        pages = max(1, first.page_count or 1)
+        pages = max(1, -(-total // page_size))
         with ctx.engine.begin() as conn:
-            ctx.books.planned(conn, run_id, pages, first.page_size, first.total_rows,
-                              {"cf": layout})
+            ctx.books.planned(conn, run_id, pages, page_size, total, {"cf": layout})
         run = ctx.books.get(run_id)
-        tables = _tables_for(ctx, entity, run)
-        swap.create_staging(ctx.engine, tables)
-        stage_page(ctx, tables, run_id, 0, first)
-        probe(ctx, tables, run_id, 0, first, client)
+        swap.create_staging(ctx.engine, _tables_for(ctx, entity, run))
     except BaseException as exc:
         abort(ctx, entity, run_id, _error_text(exc))
         raise
     finally:
         if own_client:
             client.close()
-    log.info("run %s of %s planned: %s rows in %d pages", run_id, entity.name,
-             first.total_rows, pages)
+    log.info("run %s of %s planned: %s rows in %d pages", run_id, entity.name, total, pages)
     return {"run_id": run_id, "entity": entity.name, "status": "planned", "pages": pages,
-            "total_rows": first.total_rows}
+            "total_rows": total}
+
+
+def pages_to_fetch(planned: dict) -> list[int]:
+    """The page numbers a planned run's page tasks read: every page, 0 included."""
+    return list(range(planned["pages"]))
 
 
 # -- pages ------------------------------------------------------------------------
@@ -206,21 +220,37 @@ def stage_page(ctx: Context, tables: swap.RunTables, run_id: str, page: int,
 
 
 def probe(ctx: Context, tables: swap.RunTables, run_id: str, page: int, fetched: Page,
-          client: IIQClient) -> None:
+          client: IIQClient, boundary: Page | None = None) -> None:
     """After page ``page`` was staged: read and stage the probes that tie it to its
     neighbours (see ``drift``). A page after the first gets a probe across the
-    boundary above it; a full page that ended the list gets one across the end."""
+    boundary above it (``boundary``, when the caller read it already); a full page
+    that ended the list gets one across the end."""
     index, size = page % ROUND_STRIDE, fetched.page_size
     wanted = []
     if index > 0:
-        wanted.append((drift.BOUNDARY, drift.probe_window(index * size)))
+        wanted.append((drift.BOUNDARY, drift.probe_window(index * size), boundary))
     total = fetched.total_rows
     if total and len(fetched.items) == size and (index + 1) * size >= total:
-        wanted.append((drift.TAIL, drift.probe_window(total)))
-    for kind, (probe_index, probe_size) in wanted:
-        got = client.fetch_page(tables.entity, probe_index, probe_size)
+        wanted.append((drift.TAIL, drift.probe_window(total), None))
+    for kind, (probe_index, probe_size), got in wanted:
+        if got is None:
+            got = client.fetch_page(tables.entity, probe_index, probe_size)
         tail = 0 < len(got.items) < probe_size
         stage_page(ctx, tables, run_id, drift.probe_number(page, kind, tail), got)
+
+
+_probe_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _probe_pool() -> ThreadPoolExecutor:
+    """Threads (of this process: not shared across a fork) that read boundary probes
+    while the page itself is read, so a probe adds no latency to a page task."""
+    pool = _probe_pools.get(os.getpid())
+    if pool is None:
+        with _ctx_lock:
+            pool = _probe_pools.setdefault(os.getpid(), ThreadPoolExecutor(
+                max_workers=16, thread_name_prefix="iiqsync-probe"))
+    return pool
 
 
 _run_cache: dict[str, tuple[Run, swap.RunTables]] = {}
@@ -262,10 +292,15 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
                          f"without finishing (a worker died each time); giving up "
                          f"([Run] MaxPageDeliveries = {limit})")
     client = client or page_client(ctx)
+    index = page % ROUND_STRIDE
+    boundary = (_probe_pool().submit(client.fetch_page, entity,
+                                     *drift.probe_window(index * run.page_size))
+                if index > 0 else None)
     try:
-        fetched = client.fetch_page(entity, page % ROUND_STRIDE, run.page_size)
+        fetched = client.fetch_page(entity, index, run.page_size)
+        probed = boundary.result() if boundary is not None else None
         staged = stage_page(ctx, tables, run_id, page, fetched)
-        probe(ctx, tables, run_id, page, fetched, client)
+        probe(ctx, tables, run_id, page, fetched, client, probed)
         return staged
     except sa.exc.DBAPIError as exc:
         raise db.retriable(exc) from exc

@@ -90,12 +90,11 @@ def _clear_log_fields(**_):
 
 @app.task(name="iiqsync.plan", base=RunTask, bind=True, **RETRY)
 def plan(self, entity: str) -> dict:
-    """Lock the entity, stage page 0 and fan out a chord of page tasks."""
+    """Lock the entity, read the list's size and fan out a chord of page tasks."""
     broker.mark(settings(), pipeline.normalise_run_id(self.request.id))
     result = pipeline.plan(settings(), entity, run_id=self.request.id, mode="celery")
     if result["status"] == "planned":
-        metrics.count_page(entity)  # page 0, staged by the plan
-        dispatch(entity, result["run_id"], list(range(1, result["pages"])), 0)
+        dispatch(entity, result["run_id"], pipeline.pages_to_fetch(result), 0)
     return result
 
 

@@ -19,20 +19,20 @@ from iiqsync.entities import get_entity
 from .conftest import make_env, make_settings, run_cli
 
 
-def run_stepwise(settings, entity: str, after_plan=None, before_page=None) -> dict:
+def run_stepwise(settings, entity: str, after_page_0=None, before_page=None) -> dict:
     """One run driven step by step, as ``local.sync_entity`` does, with hooks to
     change IIQ after page 0 was read and before each later page is read."""
     run_id = pipeline.new_run_id()
     planned = pipeline.plan(settings, entity, run_id=run_id, mode="local")
     assert planned["status"] == "planned", planned
-    if after_plan:
-        after_plan()
-    pages, round_no = list(range(1, planned["pages"])), 0
+    pages, round_no = pipeline.pages_to_fetch(planned), 0
     while True:
         for p in pages:
             if before_page:
                 before_page(p)
             pipeline.fetch_page(settings, entity, run_id, p)
+            if p == 0 and after_page_0:
+                after_page_0()
         outcome = pipeline.finalize(settings, entity, run_id, round_no)
         if outcome["status"] != "repair":
             return outcome
@@ -84,7 +84,7 @@ def test_insert_and_delete_that_cancel_out_do_not_hide_a_skipped_row(db_url, iiq
         district.delete("assets", [start[10]])
         inserted.extend(district.insert("assets", 1, where="end"))
 
-    outcome = run_stepwise(settings, "assets", after_plan=shift)
+    outcome = run_stepwise(settings, "assets", after_page_0=shift)
     assert outcome["status"] == "succeeded", outcome
     keys = final_keys(settings, "assets")
     assert start[50] in keys, "the row that slid from page 1 onto page 0 was skipped"
@@ -105,7 +105,7 @@ def test_a_shift_too_large_for_the_probes_is_read_again(db_url, iiq, district):
         district.delete("assets", start[:30])
         inserted.extend(district.insert("assets", 30, where="end"))
 
-    outcome = run_stepwise(settings, "assets", after_plan=shift)
+    outcome = run_stepwise(settings, "assets", after_page_0=shift)
     assert outcome["status"] == "succeeded", outcome
     keys = final_keys(settings, "assets")
     assert_invariant(keys, set(start), set(start[:30]), inserted)
@@ -123,7 +123,7 @@ def test_insert_read_in_reverse_order_does_not_hide_a_skipped_row(sqlite_url, ii
     start = list(district.keys("assets"))
     run_id = pipeline.new_run_id()
     planned = pipeline.plan(settings, "assets", run_id=run_id, mode="local")
-    for p in (4, 3, 2):
+    for p in (0, 4, 3, 2):
         pipeline.fetch_page(settings, "assets", run_id, p)
     inserted = district.insert("assets", 1, where="start")
     district.delete("assets", [start[-1]])

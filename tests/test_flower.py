@@ -133,6 +133,7 @@ def test_flower_shows_the_runs_tasks(chromium, tmp_path, pg_url, iiq, redis_url,
         time.sleep(0.5)
     # Readable arguments: entity, run id and page, and never the token.
     assert states[("iiqsync.plan", run)] == "SUCCESS", states
+    assert states[("iiqsync.fetch_page", f"{run} page=0")] == "SUCCESS", states
     assert states[("iiqsync.fetch_page", f"{run} page=1")] == "SUCCESS", states
     assert states[("iiqsync.fetch_page", f"{run} page=2")] == "SUCCESS", states
     assert states[("iiqsync.finalize", run)] == "SUCCESS", states
@@ -159,7 +160,7 @@ def test_flower_shows_the_runs_tasks(chromium, tmp_path, pg_url, iiq, redis_url,
             # An operator finds one run's tasks by typing its id into the search box.
             page.locator("input[type=search]").fill(rooms[:12])
             page.wait_for_function(
-                "n => document.querySelectorAll('#tasks-table tbody tr').length === n", arg=4)
+                "n => document.querySelectorAll('#tasks-table tbody tr').length === n", arg=5)
             found = page.locator("#tasks-table tbody tr").all_inner_texts()
             page.screenshot(path=str(OUTPUT / "flower-run-search.png"), full_page=True)
         finally:
@@ -168,7 +169,7 @@ def test_flower_shows_the_runs_tasks(chromium, tmp_path, pg_url, iiq, redis_url,
     of_run = [r for r in rows if run in r]
     for name in ("iiqsync.plan", "iiqsync.fetch_page", "iiqsync.finalize"):
         assert any(name in r and "SUCCESS" in r for r in of_run), (name, rows)
-    assert sum("iiqsync.fetch_page" in r for r in of_run) == 2, of_run
+    assert sum("iiqsync.fetch_page" in r for r in of_run) == 3, of_run
     assert all(run in r for r in found), found
     assert TOKEN not in html
     assert shot.stat().st_size > 10_000
