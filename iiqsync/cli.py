@@ -230,7 +230,7 @@ def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
                     continue
                 if run.pages:
                     bar.add(name, run.pages)
-                    bar.set(name, books.page_summary(run_id, pages=(0, 1 << 24))["done"])
+                    bar.set(name, books.page_summary(run_id, pages=(0, pipeline.ROUND_STRIDE))["done"])
                 if run.status != "running":
                     with books.engine.connect() as conn:
                         row = conn.execute(books.runs.select()

@@ -253,21 +253,22 @@ def _probe_pool() -> ThreadPoolExecutor:
     return pool
 
 
-_run_cache: dict[str, tuple[Run, swap.RunTables]] = {}
+# A run's table objects, built once per process: its layout does not change.
+_run_cache: dict[str, swap.RunTables] = {}
 
 
 def _running(ctx: Context, entity: Entity, run_id: str) -> tuple[Run, swap.RunTables] | None:
-    cached = _run_cache.get(run_id)
     run = ctx.books.get(run_id)
     if run is None or run.status != RUNNING:
         _run_cache.pop(run_id, None)
         return None
-    if cached is None:
-        cached = (run, _tables_for(ctx, entity, run))
+    tables = _run_cache.get(run_id)
+    if tables is None:
+        tables = _tables_for(ctx, entity, run)
         if len(_run_cache) > 64:
             _run_cache.clear()
-        _run_cache[run_id] = cached
-    return run, cached[1]
+        _run_cache[run_id] = tables
+    return run, tables
 
 
 def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, retries: int = 0,

@@ -251,9 +251,6 @@ class Bookkeeping:
                                    self.pages.c.done.is_(True))).fetchall()
         return {r[0]: r[1] for r in rows}
 
-    def forget_pages(self, conn, run_id: str) -> None:
-        conn.execute(self.pages.delete().where(self.pages.c.run_id == run_id))
-
     # -- custom-field mapping -------------------------------------------------
     def mapping(self, conn: sa.Connection, entity: str) -> list:
         return conn.execute(sa.select(self.custom_fields)
