@@ -204,6 +204,7 @@ class District:
         self._drift = _Drift()
         self._sorted_cache: dict = {}
         self._overrides: dict[str, dict] = {}  # entity -> {key or None: (values, remove)}
+        self._odd_serial = 0  # bumped by override() and serve_extras()
         self._extras: dict[str, tuple[int, int]] = {}  # entity -> (duplicates, keyless)
 
     # -- basic facts ------------------------------------------------------------
@@ -225,6 +226,17 @@ class District:
     def generation(self, entity: str) -> int:
         """Changes whenever rows of ``entity`` are inserted, deleted or edited."""
         return self._ov[check_entity(entity)].gen
+
+    @property
+    def drifting(self) -> bool:
+        """True while the drift knob changes rows as lists are read."""
+        return self._drift.every > 0
+
+    def serving_state(self, entity: str) -> tuple:
+        """Changes whenever anything :meth:`slice` serves for ``entity`` may change:
+        its rows, any custom field, or the odd-item settings."""
+        with self._lock:
+            return self._ov[check_entity(entity)].gen, self._cf_gen, self._odd_serial
 
     # -- reading -----------------------------------------------------------------
     def _views(self, entity: str, ov: _Overlay, asset_types) -> list:
@@ -609,6 +621,7 @@ class District:
             current = dict(self._overrides.get(entity, {}))
             current[None if key is None else str(key).lower()] = (dict(values or {}), tuple(remove))
             self._overrides[entity] = current
+            self._odd_serial += 1
 
     def serve_extras(self, entity: str, duplicates: int = 0, keyless: int = 0) -> None:
         """The first page of ``entity`` (rank 0) also carries ``duplicates`` copies of
@@ -617,6 +630,7 @@ class District:
         entity = check_entity(entity)
         with self._lock:
             self._extras[entity] = (max(0, int(duplicates)), max(0, int(keyless)))
+            self._odd_serial += 1
 
     # -- custom fields --------------------------------------------------------------
     def _cf_entity(self, entity: str) -> str:

@@ -116,6 +116,11 @@ class Knobs:
     over_cap: str = "clamp"  # "clamp": serve the cap silently; "error": 400
     default_page_size: int = 100  # when $s is absent
     gzip_level: int = 1  # 0 = never compress
+    # True: a list page is built, serialised and compressed once, then served again
+    # byte for byte (its RequestDate included) while nothing it shows changes. For
+    # benchmarks that share the machine's cores with the simulator: the work of a
+    # real IIQ happens on its servers, not on the client's. Off while drift is on.
+    cache_pages: bool = False
     fault_seed: int = 0  # seeds the 503/timeout/truncate/garbage dice
 
     def check(self) -> None:
@@ -130,6 +135,8 @@ class Knobs:
 
 
 KNOB_NAMES = {f.name for f in fields(Knobs)}
+PAGE_CACHE_BYTES = 1 << 30  # cache_pages stops adding pages beyond this much
+PAGE_SHAPING_KNOBS = {"page_caps", "over_cap", "default_page_size", "gzip_level", "cache_pages"}
 DRIFT_KNOBS = ("drift_every", "drift_rows", "drift_ops", "drift_entities")
 
 
@@ -249,6 +256,8 @@ class SimulatorServer:
         self._thread: threading.Thread | None = None
         self.user_token = str(uuid.uuid5(uuid.NAMESPACE_URL, "iiq-token:" + token))
         self._routes = self._route_table()
+        self._page_cache: dict[tuple, tuple[bytes, bool, int]] = {}
+        self._page_cache_bytes = 0
         self.configure(**knobs)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -337,6 +346,9 @@ class SimulatorServer:
             if isinstance(new.forbidden, (list, set)):
                 new.forbidden = tuple(new.forbidden)
             new.check()
+            if PAGE_SHAPING_KNOBS & set(knobs):  # cached pages would be out of date
+                self._page_cache.clear()
+                self._page_cache_bytes = 0
             if "fault_seed" in knobs or self._dice is None:
                 self._dice = Random(new.fault_seed)
             self.knobs = new
@@ -470,17 +482,30 @@ class SimulatorServer:
             body = {}
         query = {k.lower(): v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
 
-        try:
-            if item_key is not None:
-                payload, n_items = self._item(route, item_key)
-            elif route == "custom-fields":
-                payload, n_items = self._custom_fields(path, query, body, knobs)
-            elif route == "asset-types":
-                payload, n_items = self._asset_types()
-            else:
-                payload, n_items = self._list(route, query, body, knobs)
-        except _HttpError as exc:
-            return self._error(h, route, exc.status, exc.message)
+        is_list = item_key is None and route not in ("custom-fields", "asset-types")
+        cache_key = None
+        if knobs.cache_pages and is_list and not self.district.drifting:
+            cache_key = self._page_key(h, route, query, body, knobs)
+        cached = self._page_cache.get(cache_key) if cache_key is not None else None
+        if cached is not None:
+            data, gz, n_items = cached
+        else:
+            try:
+                if item_key is not None:
+                    payload, n_items = self._item(route, item_key)
+                elif route == "custom-fields":
+                    payload, n_items = self._custom_fields(path, query, body, knobs)
+                elif route == "asset-types":
+                    payload, n_items = self._asset_types()
+                else:
+                    payload, n_items = self._list(route, query, body, knobs)
+            except _HttpError as exc:
+                return self._error(h, route, exc.status, exc.message)
+            # Serialised and compressed before the wait, so that with latency_total
+            # that work counts toward the response time too.
+            data, gz = self._encode(h, orjson.dumps({**payload, **self._meta(route, t0, 200)}))
+            if cache_key is not None:
+                self._remember(cache_key, (data, gz, n_items))
 
         delay = knobs.latency_ms + knobs.item_latency_ms * n_items
         if knobs.latency_jitter_ms:
@@ -492,14 +517,12 @@ class SimulatorServer:
             h.close_connection = True
             raise _Abort
 
-        envelope = {**payload, **self._meta(route, t0, 200)}
-        data = orjson.dumps(envelope)
         self._bump(route, "items", n_items)
         if roll_junk < knobs.garbage_rate:
             self._bump(route, "garbage")
-            data = GARBAGE_BODY
+            data, gz = self._encode(h, GARBAGE_BODY)
         cut = roll_cut < knobs.truncate_rate
-        self._send(h, route, 200, data, cut=cut)
+        self._write(h, route, 200, data, gz, cut=cut)
 
     def _sleep(self, seconds: float) -> bool:
         """Wait; True when the server is stopping meanwhile."""
@@ -627,13 +650,41 @@ class SimulatorServer:
         data = orjson.dumps({"StatusCode": status, "Message": message})
         self._send(h, route, status, data, headers=headers)
 
+    def _page_key(self, h: _Handler, route: str, query: dict, body: dict, knobs: Knobs):
+        """What a list page's bytes depend on; None for a request that fails anyway."""
+        try:
+            paging = self._paging(query, body, knobs)
+            types = _asset_type_filter(body) if route == "assets" else None
+        except _HttpError:
+            return None
+        return (route, paging, None if types is None else tuple(types), self._accepts_gzip(h),
+                self.district.serving_state(route))
+
+    @staticmethod
+    def _accepts_gzip(h: _Handler) -> bool:
+        return "gzip" in h.headers.get("Accept-Encoding", "").lower()
+
+    def _encode(self, h: _Handler, data: bytes) -> tuple[bytes, bool]:
+        """The body as sent: gzip-compressed when the client accepts it and it pays."""
+        level = self.knobs.gzip_level
+        if level > 0 and len(data) > 512 and self._accepts_gzip(h):
+            return gzip.compress(data, compresslevel=level), True
+        return data, False
+
+    def _remember(self, key: tuple, entry: tuple) -> None:
+        with self._lock:
+            if self._page_cache_bytes + len(entry[0]) <= PAGE_CACHE_BYTES:
+                self._page_cache[key] = entry
+                self._page_cache_bytes += len(entry[0])
+
     def _send(self, h: _Handler, route: str, status: int, data: bytes, *, cut: bool = False,
               headers: dict | None = None) -> None:
+        data, gz = self._encode(h, data)
+        self._write(h, route, status, data, gz, cut=cut, headers=headers)
+
+    def _write(self, h: _Handler, route: str, status: int, data: bytes, gz: bool, *,
+               cut: bool = False, headers: dict | None = None) -> None:
         self._bump(route, str(status))
-        level = self.knobs.gzip_level
-        gz = level > 0 and len(data) > 512 and "gzip" in h.headers.get("Accept-Encoding", "").lower()
-        if gz:
-            data = gzip.compress(data, compresslevel=level)
         h.send_response(status)
         h.send_header("Content-Type", JSON_TYPE)
         h.send_header("Content-Length", str(len(data)))
@@ -837,6 +888,10 @@ def build_parser(prog: str = "iiqsync fake-iiq") -> argparse.ArgumentParser:
     g.add_argument("--over-cap", choices=("clamp", "error"), default="clamp",
                    help="above the cap: serve the cap silently, or answer 400")
     g.add_argument("--default-page-size", type=int, default=100, help="page size without $s")
+    g.add_argument("--cache-pages", action="store_true",
+                   help="build each list page once and serve it again byte for byte while "
+                        "nothing in it changes (for benchmarks on a shared machine; the "
+                        "latency still applies; ignored while drift is on)")
     g = p.add_argument_group("faults")
     g.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503")
     g.add_argument("--timeout-rate", type=float, default=0.0,
@@ -873,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
         retry_after=args.retry_after, retry_after_seconds=args.retry_after_seconds,
         page_caps={"users": args.users_page_cap} if args.users_page_cap > 0 else {},
         over_cap=args.over_cap, default_page_size=args.default_page_size,
+        cache_pages=args.cache_pages,
         error_rate=args.error_rate, timeout_rate=args.timeout_rate,
         timeout_seconds=args.timeout_seconds, truncate_rate=args.truncate_rate,
         garbage_rate=args.garbage_rate, forbidden=args.forbidden, fault_seed=args.fault_seed,

@@ -309,6 +309,30 @@ def test_latency_total_counts_the_work_toward_the_latency():
     assert len(elapsed) == 16
 
 
+def test_cache_pages_repeats_a_page_until_the_district_changes():
+    """cache_pages serves a list page again byte for byte, latency included, and
+    builds it anew once the district changes under it."""
+    d = District(seed=3, users=5, assets=300, tickets=5)
+    with SimulatorServer(d, token=TOKEN, cache_pages=True, latency_ms=50) as s, \
+            httpx.Client(base_url=s.url, headers=AUTH) as c:
+        def page():
+            t0 = time.perf_counter()
+            r = c.post("/api/v1.0/assets?$p=1&$s=100", json={})
+            assert time.perf_counter() - t0 >= 0.05
+            return r.content
+
+        first = page()
+        assert page() == first  # RequestDate and all: the very same bytes
+        edited = d.edit("assets", [orjson.loads(first)["Items"][0]["AssetId"]])
+        fresh = orjson.loads(page())
+        assert fresh["Items"][0]["AssetId"] == edited[0]
+        assert fresh["RequestDate"] != orjson.loads(first)["RequestDate"]
+        assert fresh["Items"][0] != orjson.loads(first)["Items"][0]
+        d.set_drift(every=1, rows=1, ops=["insert"])
+        totals = {orjson.loads(page())["Paging"]["TotalRows"] for _ in range(3)}
+        assert len(totals) == 3  # drift on: every read is built, and drifts
+
+
 def test_drift_visible_between_pages():
     d = District(seed=8, users=20, assets=300, tickets=20)
     with SimulatorServer(d, token=TOKEN) as s, httpx.Client(base_url=s.url, headers=AUTH) as c:
