@@ -16,10 +16,12 @@ import time
 from dataclasses import dataclass
 
 import httpx
+import msgspec
 import orjson
 
 from . import metrics
 from .config import Settings
+from .decode import page_decoder
 from .entities import CUSTOM_FIELDS_ROUTE, Entity
 from .errors import (
     ApiError,
@@ -90,6 +92,15 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
 
 
+def _parse(content: bytes, decoder: msgspec.json.Decoder | None):
+    if decoder is not None:
+        try:
+            return decoder.decode(content)
+        except msgspec.ValidationError:
+            pass  # an odd shape somewhere: parse it whole, flatten copes with it
+    return orjson.loads(content)
+
+
 class IIQClient:
     """Talks to one IIQ instance. Thread-safe (httpx.Client is)."""
 
@@ -132,12 +143,13 @@ class IIQClient:
 
     # -- one request, with retries --------------------------------------------
     def request(self, method: str, path: str, params: dict | None = None,
-                body: dict | None = None) -> dict:
-        """Send one call and return the parsed JSON envelope."""
+                body: dict | None = None, decoder: msgspec.json.Decoder | None = None) -> dict:
+        """Send one call and return the parsed JSON envelope (with ``decoder``, only
+        what it keeps of it; the whole of it when the body does not fit it)."""
         attempt = 0
         while True:
             try:
-                return self._once(method, path, params, body)
+                return self._once(method, path, params, body, decoder)
             except RetriableError as exc:
                 if attempt >= self.max_retries:
                     raise
@@ -152,7 +164,7 @@ class IIQClient:
                 self._sleep(delay)
                 attempt += 1
 
-    def _once(self, method, path, params, body) -> dict:
+    def _once(self, method, path, params, body, decoder=None) -> dict:
         self.budget.acquire()
         self.stats["requests"] += 1
         where = f"{method} {path}"
@@ -198,8 +210,8 @@ class IIQClient:
         if status != 200:
             raise ApiError(f"{where}: unexpected HTTP {status} {response.reason_phrase}")
         try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError:
+            data = _parse(content, decoder)
+        except (orjson.JSONDecodeError, msgspec.DecodeError):
             raise RetriableError(f"{where}: the response is not JSON "
                                  f"({len(content)} bytes, starts {content[:40]!r})") from None
         if not isinstance(data, dict):
@@ -229,7 +241,8 @@ class IIQClient:
         """One page of ``entity``, checked for the shape the sync relies on."""
         page_size = page_size or self.page_size_for(entity)
         data = self.request(entity.method, entity.route,
-                            self.list_params(entity, page, page_size), self.list_body(entity))
+                            self.list_params(entity, page, page_size), self.list_body(entity),
+                            page_decoder(entity))
         items = data.get("Items")
         if not isinstance(items, list):
             raise RetriableError(f"{entity.route} page {page}: the response has no Items list")
