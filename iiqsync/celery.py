@@ -8,12 +8,18 @@ worker's memory at one page.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
 from celery import Celery, signals
 
 from . import config, db, logs
 from .health import HeartbeatFile
 from .metrics import MetricsExporter
 from .schedule import beat_schedule
+
+log = logging.getLogger(__name__)
 
 TASK_SOFT_LIMIT = 540
 TASK_HARD_LIMIT = 600
@@ -62,6 +68,28 @@ def make_app(conf: config.Settings) -> Celery:
     return app
 
 
+def pool_slots(timeout: float = 0.5) -> int | None:
+    """How many tasks the workers on this broker can run at once: their pool sizes
+    summed, from Celery's ``stats`` broadcast. None when no worker answers in time
+    (a ``-P solo`` worker busy with the asking task cannot). Remembered for a
+    minute per process: the broadcast waits its whole timeout for replies."""
+    now = time.monotonic()
+    if _slots_seen and now - _slots_seen[0] < SLOTS_FOR_SECONDS:
+        return _slots_seen[1]
+    try:
+        replies = app.control.inspect(timeout=timeout).stats() or {}
+    except Exception as exc:  # an answer to an optimisation is not worth failing a run
+        log.warning("could not ask the workers for their pool sizes: %s", exc)
+        return None
+    slots = sum(int((r.get("pool") or {}).get("max-concurrency") or 0)
+                for r in replies.values() if isinstance(r, dict)) or None
+    _slots_seen[:] = [now, slots]
+    return slots
+
+
+SLOTS_FOR_SECONDS = 60.0
+_slots_seen: list = []
+
 logs.install()
 app = make_app(settings())
 # Liveness without a broker round trip: the worker touches a file on its own timer.
@@ -72,11 +100,23 @@ app.steps["worker"].add(MetricsExporter)
 
 @signals.worker_process_init.connect
 def _after_fork(**_):
+    from . import pipeline
+
     # Connections opened by the parent must not be used by a forked child.
     db.dispose_all()
+    if settings().connection_string:
+        # In the background: a child must report ready within seconds, however
+        # slowly the database answers. Its first task waits for this if need be.
+        threading.Thread(target=pipeline.warm, args=(settings(), True), daemon=True,
+                         name="iiqsync-warm").start()
 
 
 @signals.worker_init.connect
 def _check_settings(**_):
+    from . import pipeline
+
     # A worker with no token or instance would fail every task: refuse to start.
     config.load(require_iiq=True)
+    if settings().connection_string:
+        # The driver, loaded once here, serves every child forked after.
+        pipeline.warm(settings(), connect=False)

@@ -29,7 +29,8 @@ def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=Non
     started = time.monotonic()
     run_id = pipeline.new_run_id()
     try:
-        planned = pipeline.plan(settings, entity, run_id=run_id, mode="local", client=client)
+        planned = pipeline.plan(settings, entity, run_id=run_id, mode="local", client=client,
+                                slots=lambda: settings.threads)
     except Exception as exc:
         return _failed(entity, run_id, exc, started)
     if planned["status"] != "planned":

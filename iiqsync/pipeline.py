@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -55,7 +56,7 @@ class Context:
 
 _contexts: dict[tuple[int, int], Context] = {}
 _ctx_lock = threading.Lock()
-_ready: set[tuple[int, str]] = set()
+_ready: set[tuple[str, str | None]] = set()
 
 
 def context(settings: Settings) -> Context:
@@ -68,7 +69,9 @@ def context(settings: Settings) -> Context:
                 engine = db.get_engine(settings.connection_string)
                 ctx = Context(settings, engine, db.dialect_for(engine),
                               Bookkeeping(engine, settings.schema))
-                ready_key = (os.getpid(), settings.connection_string)
+                # The bookkeeping tables are the database's, not the process's: a
+                # child forked after its parent made sure of them need not again.
+                ready_key = (settings.connection_string, settings.schema)
                 if ready_key not in _ready:
                     try:
                         ctx.books.create()
@@ -93,6 +96,24 @@ def page_client(ctx: Context) -> IIQClient:
             if ctx.client is None:
                 ctx.client = IIQClient(ctx.settings)
     return ctx.client
+
+
+def warm(settings: Settings, connect: bool) -> None:
+    """Do before the first task what it would otherwise do itself, so that a sync's
+    first round of pages does not pay for it on every process at once: load the
+    database driver (``connect=False``: a worker's parent, before it forks), or make
+    sure of the bookkeeping tables and open a connection and the HTTP client (each
+    child). Never raises: a database that is away is reported by the tasks."""
+    try:
+        if not connect:
+            db.get_engine(settings.connection_string)
+            return
+        ctx = context(settings)
+        with ctx.engine.connect():
+            pass
+        page_client(ctx)
+    except Exception as exc:
+        log.debug("warming up skipped: %s", exc)
 
 
 def new_run_id() -> str:
@@ -131,10 +152,39 @@ def abort(ctx: Context, entity: Entity, run_id: str, reason: str) -> bool:
 
 
 # -- plan -------------------------------------------------------------------------
+# Rounding the page count up to whole rounds of the worker slots adds requests; past
+# this share more, the saving in wall time no longer pays for them.
+MOST_EXTRA_PAGES = 0.25
+
+
+def balanced_page_size(total: int, most: int, slots: int | None) -> int:
+    """The page size for ``total`` rows: at most ``most``, and such that the pages
+    fill whole rounds of ``slots`` parallel page tasks.
+
+    100,000 rows at 1,000 a page make 100 pages; on 16 slots that is 6 full rounds
+    and a 7th of 4 pages, as slow as a full one. 112 pages of 893 rows make 7 full
+    rounds of shorter pages, so the run ends about 11 % sooner. A list that fits in
+    one round, or that would need more than MOST_EXTRA_PAGES more requests, keeps
+    pages of ``most``.
+    """
+    pages = -(-total // most)
+    if not slots or slots < 2 or pages <= slots:
+        return most
+    balanced = -(-pages // slots) * slots
+    if balanced - pages > MOST_EXTRA_PAGES * pages:
+        return most
+    return -(-total // balanced)
+
+
 def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: str = "celery",
-         client: IIQClient | None = None) -> dict:
+         client: IIQClient | None = None, slots: Callable[[], int | None] | None = None) -> dict:
     """Start a run: lock the entity, read custom-field definitions and the list's
     TotalRows, and create the run's staging tables.
+
+    ``slots`` tells how many page tasks can run at once (worker pool sizes summed,
+    or ``[General] Threads`` in-process); pages are sized to fill whole rounds of
+    them (``balanced_page_size``). Called once TotalRows is known, so the caller
+    may ask the workers while IIQ is being read.
 
     Returns ``{"run_id", "status": "planned", "pages", "total_rows"}``, or
     ``{"status": "skipped", "reason"}`` when another run of the entity holds the lock.
@@ -155,11 +205,15 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
     own_client = client is None
     client = client or IIQClient(settings)
     try:
-        definitions = client.custom_field_definitions(entity) if entity.custom_fields else []
-        # One item is enough to learn TotalRows: page 0 itself is read by a page task,
-        # in parallel with every other page.
+        # The field definitions and TotalRows are read at the same time. One item is
+        # enough to learn TotalRows: page 0 itself is read by a page task, in
+        # parallel with every other page.
+        with ThreadPoolExecutor(1, thread_name_prefix="iiqsync-plan") as side:
+            asked = (side.submit(client.custom_field_definitions, entity)
+                     if entity.custom_fields else None)
+            total = client.fetch_page(entity, 0, 1).total_rows
+            definitions = asked.result() if asked is not None else []
         page_size = client.page_size_for(entity)
-        total = client.fetch_page(entity, 0, 1).total_rows
         if total is None:
             raise ApiError(f"{entity.route}: IIQ sent no Paging.TotalRows, so the list "
                            "cannot be read page by page")
@@ -172,6 +226,7 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
                     existing = {c["name"] for c in inspector.get_columns(name, schema=settings.schema)}
             layout = customfields.plan_layout(conn, ctx.books, entity, definitions, existing,
                                               ctx.dialect.max_identifier_bytes)
+        page_size = balanced_page_size(total, page_size, slots() if slots else None)
         pages = max(1, -(-total // page_size))
         with ctx.engine.begin() as conn:
             ctx.books.planned(conn, run_id, pages, page_size, total, {"cf": layout})
@@ -183,9 +238,10 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
     finally:
         if own_client:
             client.close()
-    log.info("run %s of %s planned: %s rows in %d pages", run_id, entity.name, total, pages)
+    log.info("run %s of %s planned: %s rows in %d pages of %d", run_id, entity.name, total,
+             pages, page_size)
     return {"run_id": run_id, "entity": entity.name, "status": "planned", "pages": pages,
-            "total_rows": total}
+            "page_size": page_size, "total_rows": total}
 
 
 def pages_to_fetch(planned: dict) -> list[int]:
@@ -194,37 +250,34 @@ def pages_to_fetch(planned: dict) -> list[int]:
 
 
 # -- pages ------------------------------------------------------------------------
-def stage_page(ctx: Context, tables: swap.RunTables, run_id: str, page: int,
+def stage_page(ctx: Context, conn: sa.Connection, tables: swap.RunTables, run_id: str, page: int,
                fetched: Page) -> dict:
     """Write one fetched page into the run's staging tables, replacing any earlier
-    copy of the same page, in one transaction with its progress record."""
+    copy of the same page, in the caller's transaction, with its progress record."""
     entity = tables.entity
     rows, cf_rows, skipped, duplicates = flatten_page(entity, fetched.items, tables.cf_type_ids)
     main_cols = [c.name for c in entity.columns] + [schema.PAGE_COLUMN]
     cf_cols = [entity.key, *tables.cf_columns, schema.PAGE_COLUMN]
-    with ctx.dialect.staging(ctx.engine) as conn:
-        # Only a page staged before has rows to replace: a first delivery skips the
-        # DELETE, which scans the whole staging table.
-        if ctx.books.page_staged(conn, run_id, page):
-            for stage in tables.stages:
-                conn.execute(stage.delete().where(stage.c[schema.PAGE_COLUMN] == page))
-        ctx.dialect.bulk_insert(conn, tables.main_stage, main_cols,
-                                [(*r, page) for r in rows])
-        if tables.cf_stage is not None:
-            ctx.dialect.bulk_insert(conn, tables.cf_stage, cf_cols,
-                                    [(*r, page) for r in cf_rows])
-        ctx.books.page_done(conn, run_id, page, len(fetched.items), len(rows), skipped,
-                            duplicates, fetched.total_rows)
+    # Only a page staged before has rows to replace: a first delivery skips the
+    # DELETE, which scans the whole staging table.
+    if ctx.books.page_staged(conn, run_id, page):
+        for stage in tables.stages:
+            conn.execute(stage.delete().where(stage.c[schema.PAGE_COLUMN] == page))
+    ctx.dialect.bulk_insert(conn, tables.main_stage, main_cols, [(*r, page) for r in rows])
+    if tables.cf_stage is not None:
+        ctx.dialect.bulk_insert(conn, tables.cf_stage, cf_cols, [(*r, page) for r in cf_rows])
+    ctx.books.page_done(conn, run_id, page, len(fetched.items), len(rows), skipped,
+                        duplicates, fetched.total_rows)
     return {"page": page, "items": len(fetched.items), "rows": len(rows), "skipped": skipped,
             "duplicates": duplicates}
 
 
-def probe(ctx: Context, tables: swap.RunTables, run_id: str, page: int, fetched: Page,
-          client: IIQClient, boundary: Page | None = None) -> None:
-    """After page ``page`` was staged: read and stage the probes that tie it to its
-    neighbours (see ``drift``). A page after the first gets a probe across the
-    boundary above it (``boundary``, when the caller read it already); a full page
-    that ended the list gets one across the end."""
+def probes(tables: swap.RunTables, page: int, fetched: Page, client: IIQClient,
+           boundary: Page | None = None) -> list[tuple[int, Page]]:
+    """The probes that tie page ``page`` to its neighbours (see ``drift``), read and
+    numbered for staging: a page after the first gets a probe across the boundary
+    above it (``boundary``, when the caller read it already); a full page that
+    ended the list gets one across the end."""
     index, size = page % ROUND_STRIDE, fetched.page_size
     wanted = []
     if index > 0:
@@ -232,11 +285,13 @@ def probe(ctx: Context, tables: swap.RunTables, run_id: str, page: int, fetched:
     total = fetched.total_rows
     if total and len(fetched.items) == size and (index + 1) * size >= total:
         wanted.append((drift.TAIL, drift.probe_window(total), None))
+    read = []
     for kind, (probe_index, probe_size), got in wanted:
         if got is None:
             got = client.fetch_page(tables.entity, probe_index, probe_size)
         tail = 0 < len(got.items) < probe_size
-        stage_page(ctx, tables, run_id, drift.probe_number(page, kind, tail), got)
+        read.append((drift.probe_number(page, kind, tail), got))
+    return read
 
 
 _probe_pools: dict[int, ThreadPoolExecutor] = {}
@@ -257,8 +312,9 @@ def _probe_pool() -> ThreadPoolExecutor:
 _run_cache: dict[str, swap.RunTables] = {}
 
 
-def _running(ctx: Context, entity: Entity, run_id: str) -> tuple[Run, swap.RunTables] | None:
-    run = ctx.books.get(run_id)
+def _running(ctx: Context, conn: sa.Connection, entity: Entity,
+             run_id: str) -> tuple[Run, swap.RunTables] | None:
+    run = ctx.books.get(run_id, conn)
     if run is None or run.status != RUNNING:
         _run_cache.pop(run_id, None)
         return None
@@ -275,15 +331,20 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
                client: IIQClient | None = None) -> dict:
     """Fetch one page and stage it. Safe to run twice. ``retries`` is how many
     times this page was retried on purpose; deliveries beyond that mean a worker
-    died while holding it, and too many fail the run instead of looping."""
+    died while holding it, and too many fail the run instead of looping.
+
+    The database is used twice, each time briefly, never across a request to IIQ:
+    once to look the run up and count the delivery, once to stage the page and its
+    probes in one transaction."""
     entity = get_entity(entity_name)
     ctx = context(settings)
     try:
-        found = _running(ctx, entity, run_id)
-        if found is None:
-            return {"page": page, "status": "ignored: the run is no longer running"}
-        run, tables = found
-        deliveries = ctx.books.deliver(run_id, page)
+        with ctx.engine.connect() as conn:
+            found = _running(ctx, conn, entity, run_id)
+            if found is None:
+                return {"page": page, "status": "ignored: the run is no longer running"}
+            run, tables = found
+            deliveries = ctx.books.deliver(conn, run_id, page)
     except sa.exc.DBAPIError as exc:
         raise db.retriable(exc) from exc
     redelivered = deliveries - retries - 1
@@ -297,11 +358,14 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
     boundary = (_probe_pool().submit(client.fetch_page, entity,
                                      *drift.probe_window(index * run.page_size))
                 if index > 0 else None)
+    fetched = client.fetch_page(entity, index, run.page_size)
+    reads = probes(tables, page, fetched, client,
+                   boundary.result() if boundary is not None else None)
     try:
-        fetched = client.fetch_page(entity, index, run.page_size)
-        probed = boundary.result() if boundary is not None else None
-        staged = stage_page(ctx, tables, run_id, page, fetched)
-        probe(ctx, tables, run_id, page, fetched, client, probed)
+        with ctx.engine.connect() as conn, ctx.dialect.staging(conn):
+            staged = stage_page(ctx, conn, tables, run_id, page, fetched)
+            for number, got in reads:
+                stage_page(ctx, conn, tables, run_id, number, got)
         return staged
     except sa.exc.DBAPIError as exc:
         raise db.retriable(exc) from exc

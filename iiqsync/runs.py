@@ -184,21 +184,23 @@ class Bookkeeping:
         return {r[0]: r[1] for r in rows}
 
     # -- pages ----------------------------------------------------------------
-    def deliver(self, run_id: str, page: int) -> int:
-        """Count one more delivery of a page task; return how many there have been."""
+    def deliver(self, conn: sa.Connection, run_id: str, page: int) -> int:
+        """Count one more delivery of a page task, committed on ``conn`` before the
+        page is read; return how many there have been."""
         try:
-            with self.engine.begin() as conn:
-                conn.execute(self.pages.insert().values(
-                    run_id=run_id, page=page, items=0, rows=0, skipped=0, duplicates=0,
-                    deliveries=1, done=False))
+            conn.execute(self.pages.insert().values(
+                run_id=run_id, page=page, items=0, rows=0, skipped=0, duplicates=0,
+                deliveries=1, done=False))
+            conn.commit()
             return 1
         except sa.exc.IntegrityError:
-            pass
+            conn.rollback()
         where = (self.pages.c.run_id == run_id, self.pages.c.page == page)
-        with self.engine.begin() as conn:
-            conn.execute(self.pages.update().where(*where)
-                         .values(deliveries=self.pages.c.deliveries + 1))
-            return conn.execute(sa.select(self.pages.c.deliveries).where(*where)).scalar_one()
+        conn.execute(self.pages.update().where(*where)
+                     .values(deliveries=self.pages.c.deliveries + 1))
+        deliveries = conn.execute(sa.select(self.pages.c.deliveries).where(*where)).scalar_one()
+        conn.commit()
+        return deliveries
 
     def page_done(self, conn, run_id: str, page: int, items: int, rows: int, skipped: int,
                   duplicates: int, total_rows: int | None) -> None:

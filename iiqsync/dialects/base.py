@@ -120,9 +120,10 @@ class Dialect:
             conn.exec_driver_sql(sql, list(chunk))
 
     @contextmanager
-    def staging(self, engine: sa.Engine) -> Iterator[sa.Connection]:
-        """The transaction one page is staged in (its rows and its progress record)."""
-        with engine.begin() as conn:
+    def staging(self, conn: sa.Connection) -> Iterator[sa.Connection]:
+        """The transaction a page is staged in (its rows, its probes' rows and their
+        progress records), on ``conn``, which has none open."""
+        with conn.begin():
             yield conn
 
     def generic_insert(self, conn: sa.Connection, table: sa.Table, columns: Sequence[str],

@@ -47,8 +47,8 @@ class PostgreSQLDialect(Dialect):
         return super().column_type(kind, string_length)
 
     @contextmanager
-    def staging(self, engine: sa.Engine) -> Iterator[sa.Connection]:
-        with engine.begin() as conn:
+    def staging(self, conn: sa.Connection) -> Iterator[sa.Connection]:
+        with conn.begin():
             # A staged page lives in an UNLOGGED table, which a server crash empties
             # anyway: waiting for its commit record to reach the disk buys nothing.
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
