@@ -119,20 +119,22 @@ def iiqsync_env(iiq_url: str, db_url: str, broker: str | None, **extra) -> dict:
 
 
 @contextmanager
-def celery_worker(env: dict, concurrency: int, pool: str = "prefork", log_path: Path | None = None):
+def celery_worker(env: dict, concurrency: int, pool: str = "prefork", log_path: Path | None = None,
+                  loglevel: str = "WARNING"):
     """A real ``celery -A iiqsync worker``; yields its process once it answers a ping."""
     from celery import Celery
 
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    name = f"bench{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "iiqsync", "worker", "-c", str(concurrency),
-         "-P", pool, "-n", f"bench{uuid.uuid4().hex[:6]}@%h", "--loglevel", "WARNING",
-         "--without-gossip", "--without-mingle"],
+         "-P", pool, "-n", name, "--loglevel", loglevel, "--without-gossip", "--without-mingle"],
         cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     probe = Celery(broker=env["IIQSYNC_CELERY_BROKERURL"])
     try:
         deadline = time.monotonic() + 90
-        while not probe.control.ping(timeout=1.0):
+        # This worker's own answer: another one already up would answer any ping.
+        while not probe.control.ping(destination=[name], timeout=1.0):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the worker did not start; see {log_path}")
             time.sleep(0.3)
