@@ -80,7 +80,11 @@ KEYS: tuple[Key, ...] = (
         "asset type ids to sync, comma separated (blank: every type)"),
     Key("IncidentIQ", "MaxRetries", "int", 6, "attempts per request on 429/5xx/timeouts",
         minimum=0, maximum=50),
-    Key("General", "PageSize", "int", 1000, "items per API page", minimum=1, maximum=1000),
+    Key("General", "PageSize", "int", 1000, "items per API page (at most, with FillRounds)",
+        minimum=1, maximum=1000),
+    Key("General", "FillRounds", "bool", True,
+        "make pages a little smaller so the last round of page tasks fills every worker "
+        "slot (at most 25 % more requests); no: every page holds PageSize items"),
     Key("General", "Threads", "int", 8,
         "parallel page fetches in --local mode; worker concurrency in the container images",
         minimum=1,

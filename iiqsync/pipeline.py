@@ -226,7 +226,8 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
                     existing = {c["name"] for c in inspector.get_columns(name, schema=settings.schema)}
             layout = customfields.plan_layout(conn, ctx.books, entity, definitions, existing,
                                               ctx.dialect.max_identifier_bytes)
-        page_size = balanced_page_size(total, page_size, slots() if slots else None)
+        if slots is not None and settings.get("General", "FillRounds"):
+            page_size = balanced_page_size(total, page_size, slots())
         pages = max(1, -(-total // page_size))
         with ctx.engine.begin() as conn:
             ctx.books.planned(conn, run_id, pages, page_size, total, {"cf": layout})
@@ -456,7 +457,8 @@ def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQ
         log.info("run %s: %s", run.run_id, change)
     with ctx.engine.begin() as conn:
         # In the swap's transaction: if it rolls back, a retry sees every read again.
-        swap.dedupe(conn, ctx.dialect, tables, newer_from=sorted({0, round_no * ROUND_STRIDE}))
+        swap.dedupe(conn, ctx.dialect, tables, newer_from=sorted({0, round_no * ROUND_STRIDE}),
+                    settled=round_no == 0 and moved == 0)
         staged = conn.execute(sa.select(sa.func.count()).select_from(tables.main_stage)).scalar_one()
         rows = swap.replace_all(conn, ctx.dialect, tables)
         if entity.custom_fields:

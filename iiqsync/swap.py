@@ -85,18 +85,23 @@ def drop_staging(engine: sa.Engine, tables: RunTables) -> None:
 
 
 def dedupe(conn: sa.Connection, dialect: Dialect, tables: RunTables,
-           newer_from: Sequence[int] = ()) -> int:
+           newer_from: Sequence[int] = (), settled: bool = False) -> int:
     """Keep one staged row per key: the copy with the highest page number.
 
     A row seen on two pages moved while the run read the list. ``newer_from`` lists
     page numbers at and above which every copy wins over every copy below: the first
     page of the last pass, which read every row again, and 0, above the probes. Those
-    copies go in one statement each rather than key by key. Returns how many surplus
-    copies were removed."""
+    copies go in one statement each rather than key by key. ``settled`` says the one
+    pass read every key once and every probe's key is on a page too (no row moved,
+    as ``drift.moved_rows`` counts): then the probes' copies are all surplus, and go
+    without comparing keys. Returns how many surplus copies were removed."""
     removed = 0
     for _final, stage, _cols in tables.pairs:
         key = stage.c[tables.entity.key]
         page = stage.c[schema.PAGE_COLUMN]
+        if settled:
+            removed += conn.execute(stage.delete().where(page < 0)).rowcount
+            continue
         for start in sorted(newer_from, reverse=True):
             removed += dialect.delete_superseded(conn, stage, tables.entity.key,
                                                  schema.PAGE_COLUMN, start)

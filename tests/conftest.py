@@ -182,12 +182,17 @@ class Worker:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
-                if probe.control.ping(timeout=1.0):
+                # This worker's own answer: another one already up would answer any ping.
+                if probe.control.ping(destination=[self.hostname], timeout=1.0):
                     return
                 time.sleep(0.3)
         finally:
             probe.close()
         raise RuntimeError(f"worker not ready after {timeout}s; see {self.log_path}")
+
+    @property
+    def hostname(self) -> str:
+        return self.name.replace("%h", socket.gethostname())
 
     def children(self) -> list[int]:
         import psutil

@@ -169,7 +169,8 @@ def test_killed_worker_page_is_redelivered_and_staged_once(pg_url, iiq, district
     """SIGKILL of the pool process in the middle of a page: the broker hands the page to
     another process (acks late, rejected when the worker is lost), it is staged once,
     the chord still completes and the run has every row."""
-    env = worker_env(iiq.url, pg_url, redis_url, IIQSYNC_GENERAL_PAGESIZE=20)
+    env = worker_env(iiq.url, pg_url, redis_url, IIQSYNC_GENERAL_PAGESIZE=20,
+                     IIQSYNC_GENERAL_FILLROUNDS="no")
     stall = Stall(district, "assets", 3 * 20, 20, times=1)
     try:
         worker_factory(env, concurrency=2)
@@ -195,6 +196,7 @@ def test_page_that_kills_its_worker_every_time_fails_the_run(pg_url, iiq, distri
     [Run] MaxPageDeliveries losses the run fails, names the page, and the final
     tables keep the last good sync."""
     env = worker_env(iiq.url, pg_url, redis_url, IIQSYNC_GENERAL_PAGESIZE=20,
+                     IIQSYNC_GENERAL_FILLROUNDS="no",
                      IIQSYNC_RUN_MAXPAGEDELIVERIES=2)
     worker_factory(env, concurrency=2)
     done = sync_wait(env, "assets")

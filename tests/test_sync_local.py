@@ -95,3 +95,22 @@ def test_a_page_cut_short_by_iiq_fails_loudly(sqlite_url, iiq, district):
     assert "lower [General] PageSize" in result["error"]
     with engine.connect() as conn:
         assert conn.exec_driver_sql('SELECT COUNT(*) FROM "Users"').scalar_one() == before
+
+
+def test_pages_fill_whole_rounds_of_the_threads(sqlite_url, iiq, district):
+    """In-process, the slots are [General] Threads: 4 threads and 10 pages of 40 would
+    leave the last round half empty, so the run reads 12 pages of 34 instead; with
+    FillRounds off every page holds PageSize items."""
+    size = -(-district.count("assets") // 10)
+    for fill, pages in (("yes", 12), ("no", 10)):
+        settings = make_settings(iiq.url, sqlite_url, IIQSYNC_GENERAL_THREADS=4,
+                                 IIQSYNC_GENERAL_PAGESIZE=size, IIQSYNC_GENERAL_FILLROUNDS=fill)
+        result = local.sync(settings, ["assets"])[0]
+        assert result["status"] == "succeeded", result
+        with db.get_engine(sqlite_url).connect() as conn:
+            got = conn.execute(sa.text("SELECT pages, page_size FROM iiqsync_runs "
+                                       "WHERE run_id = :r"), {"r": result["run_id"]}).one()
+        assert got.pages == pages
+        assert got.page_size == (size if fill == "no" else -(-district.count("assets") // 12))
+        check_entity(db.get_engine(sqlite_url), ENTITIES["assets"], list(district.items("assets")),
+                     settings.table_name(ENTITIES["assets"].table_key))
