@@ -191,7 +191,7 @@ def set_knobs(url: str, **knobs) -> None:
 
 
 def setting_api(args) -> dict:
-    latency, item_latency, size, conc = 300.0, 2.0, args.page_size, 16
+    latency, item_latency, size, conc = args.latency_ms, args.item_latency_ms, args.page_size, 16
     sim_args = ["--assets", str(args.api_assets), "--latency-ms", str(latency),
                 "--item-latency-ms", str(item_latency)]
     if not args.latency_added:
@@ -271,6 +271,8 @@ def main() -> int:
     p.add_argument("--skip-old", action="store_true", help="cpu: leave out the old tool's method")
     p.add_argument("--api-assets", type=int, default=100000)
     p.add_argument("--page-size", type=int, default=1000, help="api: page size")
+    p.add_argument("--latency-ms", type=float, default=300.0, help="api: latency per request")
+    p.add_argument("--item-latency-ms", type=float, default=2.0, help="api: latency per item")
     p.add_argument("--pool", default="prefork", choices=("prefork", "threads"),
                    help="api: the workers' pool")
     p.add_argument("--no-page-cache", action="store_true",
