@@ -186,7 +186,7 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
     them (``balanced_page_size``). Called once TotalRows is known, so the caller
     may ask the workers while IIQ is being read.
 
-    Returns ``{"run_id", "status": "planned", "pages", "total_rows"}``, or
+    Returns ``{"run_id", "status": "planned", "pages", "page_size", "total_rows"}``, or
     ``{"status": "skipped", "reason"}`` when another run of the entity holds the lock.
     """
     entity = get_entity(entity_name)
