@@ -43,16 +43,17 @@ def _schema(name: str, tree: dict) -> type:
 
 
 def _item_tree(entity: Entity) -> dict:
-    """Nested dict of the paths the columns read: leaves are None."""
+    """Nested dict of the paths the columns read: leaves are None. A path that is read
+    whole by one column and into by another is kept whole."""
     tree: dict = {}
     for column in entity.columns:
         node = tree
         for part in column.path[:-1]:
-            existing = node.get(part)
-            if existing is None:
-                existing = node[part] = {}
-            node = existing
-        node.setdefault(column.path[-1], None)
+            if part in node and node[part] is None:
+                break  # read whole already
+            node = node.setdefault(part, {})
+        else:
+            node[column.path[-1]] = None
     return tree
 
 

@@ -57,3 +57,20 @@ def test_an_odd_shape_is_parsed_whole_and_still_flattened():
 def test_a_body_that_is_not_json_is_a_decode_error():
     with pytest.raises(msgspec.DecodeError):
         _parse(b"<html>busy</html>", page_decoder(ENTITIES["users"]))
+
+
+@pytest.mark.parametrize("whole_first", [True, False])
+def test_a_path_read_whole_by_one_column_is_kept_whole(whole_first):
+    """One column reads Owner as JSON text, another Owner.Name: the decoder keeps all
+    of Owner, so the first column's text is the same as from a whole parse."""
+    import dataclasses
+
+    base = ENTITIES["assets"]
+    template = base.columns[1]
+    extra = [dataclasses.replace(template, name="OwnerJson", path=("Owner",)),
+             dataclasses.replace(template, name="OwnerName2", path=("Owner", "Name"))]
+    columns = base.columns + tuple(extra if whole_first else extra[::-1])
+    entity = dataclasses.replace(base, name=f"assets_owner_{whole_first}", columns=columns)
+    body = page_bytes("assets")
+    assert flatten_page(entity, page_decoder(entity).decode(body)["Items"], cf_ids("assets")) == \
+        flatten_page(entity, orjson.loads(body)["Items"], cf_ids("assets"))
