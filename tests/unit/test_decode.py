@@ -8,7 +8,7 @@ import pytest
 
 from iiqsync.client import _parse
 from iiqsync.decode import page_decoder
-from iiqsync.entities import ENTITIES
+from iiqsync.entities import ENTITIES, TEXT
 from iiqsync.flatten import flatten_page
 from iiqsync.simulator import District
 
@@ -67,10 +67,12 @@ def test_a_path_read_whole_by_one_column_is_kept_whole(whole_first):
 
     base = ENTITIES["assets"]
     template = base.columns[1]
-    extra = [dataclasses.replace(template, name="OwnerJson", path=("Owner",)),
-             dataclasses.replace(template, name="OwnerName2", path=("Owner", "Name"))]
+    extra = [dataclasses.replace(template, name="OwnerJson", path=("Owner",), kind=TEXT),
+             dataclasses.replace(template, name="OwnerName2", path=("Owner", "Name"), kind=TEXT)]
     columns = base.columns + tuple(extra if whole_first else extra[::-1])
     entity = dataclasses.replace(base, name=f"assets_owner_{whole_first}", columns=columns)
     body = page_bytes("assets")
+    rows = flatten_page(entity, orjson.loads(body)["Items"], cf_ids("assets"))[0]
+    assert any(r[-2 if whole_first else -1] and "{" in r[-2 if whole_first else -1] for r in rows)
     assert flatten_page(entity, page_decoder(entity).decode(body)["Items"], cf_ids("assets")) == \
         flatten_page(entity, orjson.loads(body)["Items"], cf_ids("assets"))
