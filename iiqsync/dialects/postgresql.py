@@ -14,9 +14,9 @@ from .base import Dialect
 
 
 class _Null:
-    """Written by the csv module as an unquoted ``\\N`` (it counts as a number, so it
-    is never quoted), which COPY reads as NULL; every string is quoted, so neither an
-    empty string nor the text ``\\N`` is mistaken for NULL."""
+    """Written by the csv module as an unquoted empty field, which COPY reads as
+    NULL: it counts as a number (``__index__``), so ``QUOTE_NONNUMERIC`` leaves it
+    unquoted while it quotes every string, the empty one included."""
 
     __slots__ = ()
 
@@ -24,10 +24,32 @@ class _Null:
         return 0
 
     def __str__(self) -> str:
-        return "\\N"
+        return ""
 
 
 NULL = _Null()
+# Characters handed to the driver per read of the CSV buffer (its default is 8 KB).
+COPY_CHUNK = 1 << 20
+
+
+def write_csv(buf: io.StringIO, rows: Sequence[tuple]) -> None:
+    """``rows`` as CSV for ``COPY ... (FORMAT csv)``, where an unquoted empty field
+    is NULL and a quoted one is the empty string.
+
+    The csv module writes None as an unquoted empty field and quotes only what
+    needs it, so most rows go through it as they are. Only a row holding an empty
+    string (rare: the flattening rules make IIQ's empty strings NULL) is written
+    with every string quoted and NULL spelled as ``_Null``."""
+    plain = csv.writer(buf, lineterminator="\n")
+    if not any("" in row for row in rows):
+        plain.writerows(rows)
+        return
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    for row in rows:
+        if "" in row:
+            quoted.writerow([NULL if v is None else v for v in row])
+        else:
+            plain.writerow(row)
 
 
 class PostgreSQLDialect(Dialect):
@@ -62,15 +84,14 @@ class PostgreSQLDialect(Dialect):
         if driver != "psycopg2":
             return super().bulk_insert(conn, table, columns, rows)
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC).writerows(
-            [[NULL if v is None else v for v in row] for row in rows])
+        write_csv(buf, rows)
         buf.seek(0)
         prep = conn.dialect.identifier_preparer
         cols = ", ".join(prep.quote(c) for c in columns)
         sql = (f"COPY {prep.format_table(table)} ({cols}) FROM STDIN "
-               f"WITH (FORMAT csv, NULL E'\\\\N')")
+               "WITH (FORMAT csv)")
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            cursor.copy_expert(sql, buf)
+            cursor.copy_expert(sql, buf, size=COPY_CHUNK)
         finally:
             cursor.close()
