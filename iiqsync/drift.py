@@ -103,24 +103,39 @@ def covered(windows: dict[int, int], page_size: int, shared: Iterable[tuple[int,
     return False, "rows moved across a page boundary between reads"
 
 
-def shared_reads(conn: sa.Connection, stage: sa.Table, key: str) -> list[tuple[int, int]]:
-    """Pairs of staged reads that hold a common key: each read paired with the
-    lowest-numbered read of each of its keys."""
+def read_links(conn: sa.Connection, stage: sa.Table, key: str,
+               stride: int) -> tuple[list[tuple[int, int]], int]:
+    """What finalize needs of the staged keys, from one pass over them (one sort).
+
+    Returns ``(shared, moved)``. ``shared`` pairs staged reads that hold a common
+    key: each read with the lowest-numbered read of each of its keys. ``moved``
+    counts the rows that moved under the run as its first pass saw them: copies
+    that pass's pages read twice, plus rows it missed that a probe or a later pass
+    found."""
     page = stage.c[schema.PAGE_COLUMN]
-    first = sa.func.min(page).over(partition_by=stage.c[key]).label("first")
-    inner = sa.select(page.label("page"), first).subquery()
-    rows = conn.execute(sa.select(inner.c.page, inner.c.first).distinct()
-                        .where(inner.c.page != inner.c.first)).fetchall()
-    return [(r[0], r[1]) for r in rows]
-
-
-def moved_rows(conn: sa.Connection, stage: sa.Table, key: str, stride: int) -> int:
-    """Rows that moved under the run as the first pass saw them: copies its pages
-    read twice, plus rows it missed that a probe or a later pass found."""
     k = stage.c[key]
-    page = stage.c[schema.PAGE_COLUMN]
-    first_pass = sa.and_(page >= 0, page < stride)
-    copies, distinct_first = conn.execute(
-        sa.select(sa.func.count(), sa.func.count(sa.distinct(k))).where(first_pass)).one()
-    distinct_all = conn.execute(sa.select(sa.func.count(sa.distinct(k)))).scalar_one()
-    return (copies - distinct_first) + (distinct_all - distinct_first)
+    in_first_pass = sa.case((sa.and_(page >= 0, page < stride), 1), else_=0)
+    per_row = sa.select(
+        page.label("page"),
+        sa.func.min(page).over(partition_by=k).label("first"),
+        sa.func.sum(in_first_pass).over(partition_by=k).label("first_pass_copies"),
+        in_first_pass.label("in_first_pass"),
+    ).subquery()
+    # A key's lowest-numbered copy stands for the key (a read holds a key once);
+    # every other copy links its read to that one.
+    linked = per_row.c.page != per_row.c.first
+    linked_page = sa.case((linked, per_row.c.page))
+    linked_first = sa.case((linked, per_row.c.first))
+    rows = conn.execute(
+        sa.select(linked_page, linked_first, sa.func.count(),
+                  sa.func.sum(per_row.c.in_first_pass),
+                  sa.func.sum(sa.case((per_row.c.first_pass_copies > 0, 1), else_=0)))
+        .group_by(linked_page, linked_first)).fetchall()
+    shared, copies, keys, keys_in_first_pass = [], 0, 0, 0
+    for read, first, count, in_first, key_in_first in rows:
+        copies += int(in_first or 0)
+        if read is None:
+            keys, keys_in_first_pass = int(count), int(key_in_first or 0)
+        else:
+            shared.append((int(read), int(first)))
+    return shared, (copies - keys_in_first_pass) + (keys - keys_in_first_pass)

@@ -13,10 +13,12 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from iiqsync import config, db, local, pipeline
+from iiqsync import config, db, drift, local, pipeline, schema
 from iiqsync.entities import get_entity
 
 from .conftest import make_env, make_settings, run_cli
+
+STRIDE = pipeline.ROUND_STRIDE
 
 
 def run_stepwise(settings, entity: str, after_page_0=None, before_page=None) -> dict:
@@ -237,3 +239,29 @@ def test_hard_drift_with_a_worker(pg_url, big, redis_url, worker_factory):
         moved = conn.execute(sa.text("SELECT moved FROM iiqsync_runs WHERE entity = 'assets'")
                              ).scalar_one()
     assert moved > 0
+
+
+@pytest.mark.parametrize("staged, shared, moved", [
+    # One clean pass: every key once on a page, the probes repeat keys of pages.
+    # Each link is (a read, the lowest-numbered read sharing a key with it).
+    ({0: "ab", 1: "cd", -3: "bc"}, {(0, -3), (1, -3)}, 0),
+    # "b" slid back onto page 1 (read twice); "e" arrived only in a probe.
+    ({0: "ab", 1: "bc", -5: "e"}, {(1, 0)}, 2),
+    # A repair pass (pages at the stride and above) found "z", missed by pass 0.
+    ({0: "ab", 1: "cd", STRIDE: "az"}, {(STRIDE, 0)}, 1),
+])
+def test_read_links_pairs_reads_and_counts_moved_rows(db_url, staged, shared, moved):
+    """One query over the staged keys gives the links the proof walks and the count
+    of rows that moved, on every database the tests run."""
+    engine = sa.create_engine(db_url)
+    meta = sa.MetaData()
+    stage = sa.Table("links_stage", meta, sa.Column("AssetId", sa.String(8)),
+                     sa.Column(schema.PAGE_COLUMN, sa.BigInteger))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(stage.insert(), [{"AssetId": k, schema.PAGE_COLUMN: p}
+                                      for p, keys in staged.items() for k in keys])
+        got_shared, got_moved = drift.read_links(conn, stage, "AssetId", STRIDE)
+    engine.dispose()
+    assert set(got_shared) == shared
+    assert got_moved == moved
