@@ -423,13 +423,11 @@ def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQ
     if missing:
         raise IncompleteRunError(f"{len(missing)} of {run.pages} pages never reported "
                                  f"(first: {missing[:5]}); nothing was swapped")
-    key = entity.key
     with ctx.engine.connect() as conn:
+        shared, moved = drift.read_links(conn, tables.main_stage, entity.key, ROUND_STRIDE)
         # Every read of every pass counts: a later read may close a gap an earlier left.
         proved, why = drift.covered(books.items_read(run.run_id, conn), run.page_size or 1,
-                                    drift.shared_reads(conn, tables.main_stage, key),
-                                    ROUND_STRIDE)
-        moved = drift.moved_rows(conn, tables.main_stage, key, ROUND_STRIDE)
+                                    shared, ROUND_STRIDE)
     log.info("run %s of %s pass %d: %s, %d moved", run.run_id, entity.name, round_no,
              "every row accounted for" if proved else why, moved)
     max_rounds = ctx.settings.get("Run", "DriftRounds")
@@ -455,16 +453,17 @@ def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQ
         changes = swap.ensure_final_tables(conn, ctx.dialect, tables)
     for change in changes:
         log.info("run %s: %s", run.run_id, change)
+    settled = round_no == 0 and moved == 0
     with ctx.engine.begin() as conn:
-        # In the swap's transaction: if it rolls back, a retry sees every read again.
-        swap.dedupe(conn, ctx.dialect, tables, newer_from=sorted({0, round_no * ROUND_STRIDE}),
-                    settled=round_no == 0 and moved == 0)
-        staged = conn.execute(sa.select(sa.func.count()).select_from(tables.main_stage)).scalar_one()
-        rows = swap.replace_all(conn, ctx.dialect, tables)
+        if not settled:
+            # In the swap's transaction: if it rolls back, a retry sees every read again.
+            swap.dedupe(conn, ctx.dialect, tables,
+                        newer_from=sorted({0, round_no * ROUND_STRIDE}))
+        rows = swap.replace_all(conn, ctx.dialect, tables, pages_only=settled)
         if entity.custom_fields:
             customfields.record_mapping(conn, books, entity, run.layout.get("cf", []))
         if rows is None or rows < 0:
-            rows = staged
+            rows = conn.execute(sa.select(sa.func.count()).select_from(tables.main)).scalar_one()
         skipped = books.page_summary(run.run_id, conn, pages=(0, ROUND_STRIDE))["skipped"]
         books.succeed(conn, run.run_id, finished=utcnow(), rows=rows, skipped=skipped,
                       moved=moved)

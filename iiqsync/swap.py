@@ -85,23 +85,19 @@ def drop_staging(engine: sa.Engine, tables: RunTables) -> None:
 
 
 def dedupe(conn: sa.Connection, dialect: Dialect, tables: RunTables,
-           newer_from: Sequence[int] = (), settled: bool = False) -> int:
+           newer_from: Sequence[int] = ()) -> int:
     """Keep one staged row per key: the copy with the highest page number.
 
     A row seen on two pages moved while the run read the list. ``newer_from`` lists
     page numbers at and above which every copy wins over every copy below: the first
     page of the last pass, which read every row again, and 0, above the probes. Those
-    copies go in one statement each rather than key by key. ``settled`` says the one
-    pass read every key once and every probe's key is on a page too (no row moved,
-    as ``drift.moved_rows`` counts): then the probes' copies are all surplus, and go
-    without comparing keys. Returns how many surplus copies were removed."""
+    copies go in one statement each rather than key by key. Returns how many
+    surplus copies were removed. (A run in which no row moved needs none of this:
+    see ``replace_all``'s ``pages_only``.)"""
     removed = 0
     for _final, stage, _cols in tables.pairs:
         key = stage.c[tables.entity.key]
         page = stage.c[schema.PAGE_COLUMN]
-        if settled:
-            removed += conn.execute(stage.delete().where(page < 0)).rowcount
-            continue
         for start in sorted(newer_from, reverse=True):
             removed += dialect.delete_superseded(conn, stage, tables.entity.key,
                                                  schema.PAGE_COLUMN, start)
@@ -167,13 +163,18 @@ def _widen(conn, dialect, final, stage, present) -> list[str]:
     return changes
 
 
-def replace_all(conn: sa.Connection, dialect: Dialect, tables: RunTables) -> int:
+def replace_all(conn: sa.Connection, dialect: Dialect, tables: RunTables,
+                pages_only: bool = False) -> int | None:
     """Inside the caller's transaction: make every final table hold its staged rows.
-    Returns the number of rows now in the main table."""
+    ``pages_only``: leave out the probes' copies, which a run where no row moved
+    (one pass, every key read once, every probe's key on a page too) holds only as
+    surplus. Returns the number of rows now in the main table, or None where the
+    driver does not say."""
     dialect.begin_swap(conn)
-    rows = 0
+    rows = None
     for i, (final, stage, cols) in enumerate(tables.pairs):
-        for statement in dialect.replace_statements(final, stage, cols):
+        keep = stage.c[schema.PAGE_COLUMN] >= 0 if pages_only else None
+        for statement in dialect.replace_statements(final, stage, cols, keep):
             result = conn.execute(statement)
             if i == 0 and isinstance(statement, sa.sql.dml.Insert):
                 rows = result.rowcount

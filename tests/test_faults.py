@@ -665,8 +665,8 @@ def test_run_ended_elsewhere_during_its_swap_changes_nothing(request, database, 
     district.delete("assets", 5)
     replace_all = swap.replace_all
 
-    def swept_meanwhile(conn, dialect, tables):
-        rows = replace_all(conn, dialect, tables)
+    def swept_meanwhile(conn, dialect, tables, **options):
+        rows = replace_all(conn, dialect, tables, **options)
         # What a sweep in another process commits while this transaction is open.
         books = pipeline.context(settings).books
         with books.engine.connect() as other:

@@ -134,12 +134,15 @@ class Dialect:
 
     # -- swap ----------------------------------------------------------------
     def replace_statements(self, final: sa.Table, staging: sa.Table,
-                           columns: Sequence[str]) -> list:
+                           columns: Sequence[str], keep=None) -> list:
         """Statements that, run in one transaction, make ``final`` hold exactly the
-        staged rows. Deleting and inserting in place (rather than renaming tables)
-        keeps the table's identity, so views, grants and foreign keys on it survive;
-        readers keep seeing the old rows until the transaction commits."""
+        staged rows (those ``keep``, a condition on ``staging``, selects, if given).
+        Deleting and inserting in place (rather than renaming tables) keeps the
+        table's identity, so views, grants and foreign keys on it survive; readers
+        keep seeing the old rows until the transaction commits."""
         select = sa.select(*[staging.c[c] for c in columns])
+        if keep is not None:
+            select = select.where(keep)
         return [
             final.delete(),
             final.insert().from_select(list(columns), select),
