@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from celery import Celery, signals
 
@@ -68,23 +69,67 @@ def make_app(conf: config.Settings) -> Celery:
     return app
 
 
-def pool_slots(timeout: float = 0.5) -> int | None:
-    """How many tasks the workers on this broker can run at once: their pool sizes
-    summed, from Celery's ``stats`` broadcast. None when no worker answers in time
-    (a ``-P solo`` worker busy with the asking task cannot). Remembered for a
-    minute per process: the broadcast waits its whole timeout for replies."""
+def ask_pool_slots(timeout: float = 0.5, quiet: float = 0.1) -> Callable[[], int | None]:
+    """Start asking the workers on this broker how many tasks they can run at once
+    (their pool sizes, from Celery's ``stats`` broadcast) and return a function
+    that gives the sum.
+
+    The broadcast collects replies until none has come for ``timeout`` seconds;
+    the answer is ready sooner, once ``quiet`` seconds pass after a reply with no
+    other (every worker answers within milliseconds of the others). None when no
+    worker answers within ``timeout`` (a ``-P solo`` worker busy with the asking
+    task cannot). Remembered for a minute per process."""
     now = time.monotonic()
     if _slots_seen and now - _slots_seen[0] < SLOTS_FOR_SECONDS:
-        return _slots_seen[1]
-    try:
-        replies = app.control.inspect(timeout=timeout).stats() or {}
-    except Exception as exc:  # an answer to an optimisation is not worth failing a run
-        log.warning("could not ask the workers for their pool sizes: %s", exc)
-        return None
-    slots = sum(int((r.get("pool") or {}).get("max-concurrency") or 0)
-                for r in replies.values() if isinstance(r, dict)) or None
-    _slots_seen[:] = [now, slots]
-    return slots
+        known = _slots_seen[1]
+        return lambda: known
+    return _SlotsAnswer(timeout, quiet)
+
+
+class _SlotsAnswer:
+    def __init__(self, timeout: float, quiet: float):
+        self._quiet = quiet
+        self._replies: dict = {}
+        self._last_reply: float | None = None
+        self._finished = False
+        self._changed = threading.Condition()
+        # A daemon thread: the broadcast may go on collecting after the answer was
+        # taken, and the task need not wait for it.
+        threading.Thread(target=self._ask, args=(timeout,), name="iiqsync-slots",
+                         daemon=True).start()
+
+    def _ask(self, timeout: float) -> None:
+        try:
+            app.control.inspect(timeout=timeout, callback=self._on_reply).stats()
+        except Exception as exc:  # an answer to an optimisation is not worth failing a run
+            log.warning("could not ask the workers for their pool sizes: %s", exc)
+        finally:
+            with self._changed:
+                self._finished = True
+                self._changed.notify_all()
+
+    def _on_reply(self, reply) -> None:
+        with self._changed:
+            if isinstance(reply, dict):
+                self._replies.update(reply)
+            self._last_reply = time.monotonic()
+            self._changed.notify_all()
+
+    def __call__(self) -> int | None:
+        with self._changed:
+            while not self._finished:
+                if self._last_reply is None:
+                    self._changed.wait()
+                    continue
+                left = self._last_reply + self._quiet - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            slots = sum(int((r.get("pool") or {}).get("max-concurrency") or 0)
+                        for r in self._replies.values() if isinstance(r, dict)) or None
+        if slots is not None:
+            _slots_seen[:] = [time.monotonic(), slots]
+        return slots
 
 
 SLOTS_FOR_SECONDS = 60.0

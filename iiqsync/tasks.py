@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from celery import chord, signals
 from celery.utils import uuid
 
 from . import broker, logs, metrics, pipeline
-from .celery import app, pool_slots, settings
+from .celery import app, ask_pool_slots, settings
 from .entities import ENTITIES
 from .errors import RetriableError
 
@@ -94,10 +93,8 @@ def plan(self, entity: str) -> dict:
     """Lock the entity, read the list's size and fan out a chord of page tasks."""
     broker.mark(settings(), pipeline.normalise_run_id(self.request.id))
     # The workers are asked for their pool sizes while IIQ is read.
-    with ThreadPoolExecutor(1, thread_name_prefix="iiqsync-slots") as asking:
-        slots = asking.submit(pool_slots)
-        result = pipeline.plan(settings(), entity, run_id=self.request.id, mode="celery",
-                               slots=slots.result)
+    result = pipeline.plan(settings(), entity, run_id=self.request.id, mode="celery",
+                           slots=ask_pool_slots())
     if result["status"] == "planned":
         dispatch(entity, result["run_id"], pipeline.pages_to_fetch(result), 0)
     return result
