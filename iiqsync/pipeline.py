@@ -9,13 +9,14 @@ same staged result.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import re
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -252,16 +253,18 @@ def pages_to_fetch(planned: dict) -> list[int]:
 
 # -- pages ------------------------------------------------------------------------
 def stage_page(ctx: Context, conn: sa.Connection, tables: swap.RunTables, run_id: str, page: int,
-               fetched: Page) -> dict:
+               fetched: Page, maybe_staged: bool = True) -> dict:
     """Write one fetched page into the run's staging tables, replacing any earlier
-    copy of the same page, in the caller's transaction, with its progress record."""
+    copy of the same page, in the caller's transaction, with its progress record.
+    ``maybe_staged=False`` says no earlier copy can exist (the page task's first
+    delivery), which saves looking."""
     entity = tables.entity
     rows, cf_rows, skipped, duplicates = flatten_page(entity, fetched.items, tables.cf_type_ids)
     main_cols = [c.name for c in entity.columns] + [schema.PAGE_COLUMN]
     cf_cols = [entity.key, *tables.cf_columns, schema.PAGE_COLUMN]
     # Only a page staged before has rows to replace: a first delivery skips the
     # DELETE, which scans the whole staging table.
-    if ctx.books.page_staged(conn, run_id, page):
+    if maybe_staged and ctx.books.page_staged(conn, run_id, page):
         for stage in tables.stages:
             conn.execute(stage.delete().where(stage.c[schema.PAGE_COLUMN] == page))
     ctx.dialect.bulk_insert(conn, tables.main_stage, main_cols, [(*r, page) for r in rows])
@@ -295,22 +298,25 @@ def probes(tables: swap.RunTables, page: int, fetched: Page, client: IIQClient,
     return read
 
 
-_probe_pools: dict[int, ThreadPoolExecutor] = {}
+_read_pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def _probe_pool() -> ThreadPoolExecutor:
-    """Threads (of this process: not shared across a fork) that read boundary probes
-    while the page itself is read, so a probe adds no latency to a page task."""
-    pool = _probe_pools.get(os.getpid())
+def _read_pool() -> ThreadPoolExecutor:
+    """Threads (of this process: not shared across a fork) that read a page and its
+    boundary probe at the same time, so a probe adds no latency to a page task.
+    Two reads a task: enough threads for a ``-P threads`` pool of 32 tasks (they
+    start only as they are needed)."""
+    pool = _read_pools.get(os.getpid())
     if pool is None:
         with _ctx_lock:
-            pool = _probe_pools.setdefault(os.getpid(), ThreadPoolExecutor(
-                max_workers=16, thread_name_prefix="iiqsync-probe"))
+            pool = _read_pools.setdefault(os.getpid(), ThreadPoolExecutor(
+                max_workers=64, thread_name_prefix="iiqsync-read"))
     return pool
 
 
-# A run's table objects, built once per process: its layout does not change.
-_run_cache: dict[str, swap.RunTables] = {}
+# A run's table objects and page size, kept once per process: neither changes
+# while the run lasts.
+_run_cache: dict[str, tuple[swap.RunTables, int]] = {}
 
 
 def _running(ctx: Context, conn: sa.Connection, entity: Entity,
@@ -319,13 +325,30 @@ def _running(ctx: Context, conn: sa.Connection, entity: Entity,
     if run is None or run.status != RUNNING:
         _run_cache.pop(run_id, None)
         return None
-    tables = _run_cache.get(run_id)
-    if tables is None:
-        tables = _tables_for(ctx, entity, run)
+    known = _run_cache.get(run_id)
+    if known is None:
+        known = (_tables_for(ctx, entity, run), run.page_size)
         if len(_run_cache) > 64:
             _run_cache.clear()
-        _run_cache[run_id] = tables
-    return run, tables
+        _run_cache[run_id] = known
+    return run, known[0]
+
+
+@dataclass
+class _PageReads:
+    """A page's request and its boundary probe's, both in flight."""
+    page: Future
+    boundary: Future | None
+
+    @classmethod
+    def start(cls, client: IIQClient, entity: Entity, index: int, page_size: int) -> _PageReads:
+        def read(*args) -> Future:
+            # In the task's context, so that what the client logs names the page.
+            return _read_pool().submit(contextvars.copy_context().run, client.fetch_page,
+                                        entity, *args)
+
+        return cls(read(index, page_size),
+                   read(*drift.probe_window(index * page_size)) if index > 0 else None)
 
 
 def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, retries: int = 0,
@@ -339,6 +362,12 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
     probes in one transaction."""
     entity = get_entity(entity_name)
     ctx = context(settings)
+    client = client or page_client(ctx)
+    index = page % ROUND_STRIDE
+    # A process that has read a page of this run knows its page size: its requests
+    # go out at once, and the run is looked up while IIQ answers.
+    known = _run_cache.get(run_id)
+    reads = _PageReads.start(client, entity, index, known[1]) if known else None
     try:
         with ctx.engine.connect() as conn:
             found = _running(ctx, conn, entity, run_id)
@@ -354,19 +383,18 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
         raise FatalError(f"page {page} of {entity.name} was delivered {deliveries} times "
                          f"without finishing (a worker died each time); giving up "
                          f"([Run] MaxPageDeliveries = {limit})")
-    client = client or page_client(ctx)
-    index = page % ROUND_STRIDE
-    boundary = (_probe_pool().submit(client.fetch_page, entity,
-                                     *drift.probe_window(index * run.page_size))
-                if index > 0 else None)
-    fetched = client.fetch_page(entity, index, run.page_size)
-    reads = probes(tables, page, fetched, client,
-                   boundary.result() if boundary is not None else None)
+    reads = reads or _PageReads.start(client, entity, index, run.page_size)
+    fetched = reads.page.result()
+    probe_reads = probes(tables, page, fetched, client,
+                         reads.boundary.result() if reads.boundary is not None else None)
     try:
         with ctx.engine.connect() as conn, ctx.dialect.staging(conn):
-            staged = stage_page(ctx, conn, tables, run_id, page, fetched)
-            for number, got in reads:
-                stage_page(ctx, conn, tables, run_id, number, got)
+            # A page and its probes are staged only together, after the delivery
+            # was counted: on the first delivery neither can have been staged.
+            again = deliveries > 1
+            staged = stage_page(ctx, conn, tables, run_id, page, fetched, again)
+            for number, got in probe_reads:
+                stage_page(ctx, conn, tables, run_id, number, got, again)
         return staged
     except sa.exc.DBAPIError as exc:
         raise db.retriable(exc) from exc
