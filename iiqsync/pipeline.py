@@ -203,8 +203,8 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
         return {"run_id": run_id, "entity": entity.name, "status": "skipped", "reason": reason}
     with ctx.engine.begin() as conn:
         ctx.books.start(conn, run_id, entity.name, mode)
-    own_client = client is None
-    client = client or IIQClient(settings)
+    # The process's shared client: its TLS context and connections are ready.
+    client = client or page_client(ctx)
     try:
         # The field definitions and TotalRows are read at the same time. One item is
         # enough to learn TotalRows: page 0 itself is read by a page task, in
@@ -237,9 +237,6 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
     except BaseException as exc:
         abort(ctx, entity, run_id, _error_text(exc))
         raise
-    finally:
-        if own_client:
-            client.close()
     log.info("run %s of %s planned: %s rows in %d pages of %d", run_id, entity.name, total,
              pages, page_size)
     return {"run_id": run_id, "entity": entity.name, "status": "planned", "pages": pages,
@@ -299,18 +296,20 @@ def probes(tables: swap.RunTables, page: int, fetched: Page, client: IIQClient,
 
 
 _read_pools: dict[int, ThreadPoolExecutor] = {}
+READS_AT_ONCE = 256  # page tasks of one process; [General] Threads is at most this
 
 
 def _read_pool() -> ThreadPoolExecutor:
     """Threads (of this process: not shared across a fork) that read a page and its
     boundary probe at the same time, so a probe adds no latency to a page task.
-    Two reads a task: enough threads for a ``-P threads`` pool of 32 tasks (they
-    start only as they are needed)."""
+    Two reads a task, for as many tasks as run at once in a process (up to
+    ``[General] Threads``' maximum, or a ``-P threads`` pool as large): threads
+    start only as they are needed."""
     pool = _read_pools.get(os.getpid())
     if pool is None:
         with _ctx_lock:
             pool = _read_pools.setdefault(os.getpid(), ThreadPoolExecutor(
-                max_workers=64, thread_name_prefix="iiqsync-read"))
+                max_workers=2 * READS_AT_ONCE, thread_name_prefix="iiqsync-read"))
     return pool
 
 
@@ -352,10 +351,12 @@ class _PageReads:
 
 
 def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, retries: int = 0,
-               client: IIQClient | None = None) -> dict:
+               client: IIQClient | None = None, page_size: int | None = None) -> dict:
     """Fetch one page and stage it. Safe to run twice. ``retries`` is how many
     times this page was retried on purpose; deliveries beyond that mean a worker
     died while holding it, and too many fail the run instead of looping.
+    ``page_size``, the run's, lets the requests go out before the run is looked up
+    (it is checked against the run's record before the page is staged).
 
     The database is used twice, each time briefly, never across a request to IIQ:
     once to look the run up and count the delivery, once to stage the page and its
@@ -364,10 +365,12 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
     ctx = context(settings)
     client = client or page_client(ctx)
     index = page % ROUND_STRIDE
-    # A process that has read a page of this run knows its page size: its requests
-    # go out at once, and the run is looked up while IIQ answers.
+    # With the run's page size known (from the task, or from an earlier page of the
+    # run in this process), the requests go out at once and the run is looked up
+    # while IIQ answers.
     known = _run_cache.get(run_id)
-    reads = _PageReads.start(client, entity, index, known[1]) if known else None
+    page_size = page_size or (known[1] if known else None)
+    reads = _PageReads.start(client, entity, index, page_size) if page_size else None
     try:
         with ctx.engine.connect() as conn:
             found = _running(ctx, conn, entity, run_id)
@@ -383,7 +386,8 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
         raise FatalError(f"page {page} of {entity.name} was delivered {deliveries} times "
                          f"without finishing (a worker died each time); giving up "
                          f"([Run] MaxPageDeliveries = {limit})")
-    reads = reads or _PageReads.start(client, entity, index, run.page_size)
+    if reads is None or page_size != run.page_size:
+        reads = _PageReads.start(client, entity, index, run.page_size)
     fetched = reads.page.result()
     probe_reads = probes(tables, page, fetched, client,
                          reads.boundary.result() if reads.boundary is not None else None)
@@ -419,8 +423,7 @@ def finalize(settings: Settings, entity_name: str, run_id: str, round_no: int = 
     if run is None or run.status != RUNNING:
         return {"run_id": run_id, "entity": entity.name,
                 "status": run.status if run else "unknown", "error": run.error if run else None}
-    own_client = client is None
-    client = client or IIQClient(settings)
+    client = client or page_client(ctx)
     try:
         outcome = _finalize(ctx, entity, run, round_no, client)
     except RetriableError:
@@ -436,9 +439,6 @@ def finalize(settings: Settings, entity_name: str, run_id: str, round_no: int = 
     except BaseException as exc:
         abort(ctx, entity, run_id, _error_text(exc))
         raise
-    finally:
-        if own_client:
-            client.close()
     return outcome
 
 
@@ -470,7 +470,7 @@ def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQ
                     "again (pass %d of at most %d)", run.run_id, entity.name, why, pages,
                     next_round + 1, max_rounds + 1)
         return {"run_id": run.run_id, "entity": entity.name, "status": "repair",
-                "round": next_round,
+                "round": next_round, "page_size": size,
                 "pages": [next_round * ROUND_STRIDE + p for p in range(pages)]}
     if not proved:
         raise IncompleteRunError(

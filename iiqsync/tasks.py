@@ -96,24 +96,29 @@ def plan(self, entity: str) -> dict:
     result = pipeline.plan(settings(), entity, run_id=self.request.id, mode="celery",
                            slots=ask_pool_slots())
     if result["status"] == "planned":
-        dispatch(entity, result["run_id"], pipeline.pages_to_fetch(result), 0)
+        dispatch(entity, result["run_id"], pipeline.pages_to_fetch(result), 0,
+                 result["page_size"])
     return result
 
 
-def dispatch(entity: str, run_id: str, pages: list[int], round_no: int) -> None:
-    """A chord of page tasks whose callback is finalize; a failure fails the run."""
+def dispatch(entity: str, run_id: str, pages: list[int], round_no: int,
+             page_size: int | None = None) -> None:
+    """A chord of page tasks whose callback is finalize; a failure fails the run.
+    Each task carries the run's page size, so that it can ask IIQ for its page
+    before it has looked the run up."""
     on_error = fail_run.s(entity, run_id)
     body = finalize.s(entity, run_id, round_no).on_error(on_error)
     if not pages:
         body.apply_async(([],))
         return
-    chord([fetch_page.s(entity, run_id, p) for p in pages], body).apply_async()
+    chord([fetch_page.s(entity, run_id, p, page_size) for p in pages], body).apply_async()
 
 
 @app.task(name="iiqsync.fetch_page", base=RunTask, bind=True, **RETRY)
-def fetch_page(self, entity: str, run_id: str, page: int) -> dict:
+def fetch_page(self, entity: str, run_id: str, page: int, page_size: int | None = None) -> dict:
     """Fetch one page and stage it; returns counts, never rows."""
-    result = pipeline.fetch_page(settings(), entity, run_id, page, retries=self.request.retries)
+    result = pipeline.fetch_page(settings(), entity, run_id, page, retries=self.request.retries,
+                                 page_size=page_size)
     if "rows" in result:
         metrics.count_page(entity)
     return result
@@ -124,7 +129,7 @@ def finalize(self, results: list, entity: str, run_id: str, round_no: int = 0) -
     """Check completeness, apply schema changes, swap; or start a repair pass."""
     outcome = pipeline.finalize(settings(), entity, run_id, round_no)
     if outcome["status"] == "repair":
-        dispatch(entity, run_id, outcome["pages"], outcome["round"])
+        dispatch(entity, run_id, outcome["pages"], outcome["round"], outcome.get("page_size"))
     return outcome
 
 
