@@ -316,6 +316,8 @@ def _read_pool() -> ThreadPoolExecutor:
 # A run's table objects and page size, kept once per process: neither changes
 # while the run lasts.
 _run_cache: dict[str, tuple[swap.RunTables, int]] = {}
+# Runs this process found ended: their remaining page tasks ask IIQ for nothing.
+_ended_runs: set[str] = set()
 
 
 def _running(ctx: Context, conn: sa.Connection, entity: Entity,
@@ -323,6 +325,9 @@ def _running(ctx: Context, conn: sa.Connection, entity: Entity,
     run = ctx.books.get(run_id, conn)
     if run is None or run.status != RUNNING:
         _run_cache.pop(run_id, None)
+        if len(_ended_runs) > 256:
+            _ended_runs.clear()
+        _ended_runs.add(run_id)
         return None
     known = _run_cache.get(run_id)
     if known is None:
@@ -370,7 +375,8 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
     # while IIQ answers.
     known = _run_cache.get(run_id)
     page_size = page_size or (known[1] if known else None)
-    reads = _PageReads.start(client, entity, index, page_size) if page_size else None
+    early = page_size and run_id not in _ended_runs
+    reads = _PageReads.start(client, entity, index, page_size) if early else None
     try:
         with ctx.engine.connect() as conn:
             found = _running(ctx, conn, entity, run_id)
