@@ -103,17 +103,18 @@ def covered(windows: dict[int, int], page_size: int, shared: Iterable[tuple[int,
     return False, "rows moved across a page boundary between reads"
 
 
-def read_links(conn: sa.Connection, stage: sa.Table, key: str,
-               stride: int) -> tuple[list[tuple[int, int]], int]:
+def read_links(conn: sa.Connection, stage: sa.Table, key: str, stride: int,
+               sort_key=lambda column: column) -> tuple[list[tuple[int, int]], int]:
     """What finalize needs of the staged keys, from one pass over them (one sort).
 
     Returns ``(shared, moved)``. ``shared`` pairs staged reads that hold a common
     key: each read with the lowest-numbered read of each of its keys. ``moved``
     counts the rows that moved under the run as its first pass saw them: copies
     that pass's pages read twice, plus rows it missed that a probe or a later pass
-    found."""
+    found. ``sort_key`` wraps the key column for the sort (the dialect's: a
+    byte-order collation where the database has one)."""
     page = stage.c[schema.PAGE_COLUMN]
-    k = stage.c[key]
+    k = sort_key(stage.c[key])
     in_first_pass = sa.case((sa.and_(page >= 0, page < stride), 1), else_=0)
     per_row = sa.select(
         page.label("page"),

@@ -458,7 +458,8 @@ def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQ
         raise IncompleteRunError(f"{len(missing)} of {run.pages} pages never reported "
                                  f"(first: {missing[:5]}); nothing was swapped")
     with ctx.engine.connect() as conn:
-        shared, moved = drift.read_links(conn, tables.main_stage, entity.key, ROUND_STRIDE)
+        shared, moved = drift.read_links(conn, tables.main_stage, entity.key, ROUND_STRIDE,
+                                         ctx.dialect.sort_key)
         # Every read of every pass counts: a later read may close a gap an earlier left.
         proved, why = drift.covered(books.items_read(run.run_id, conn), run.page_size or 1,
                                     shared, ROUND_STRIDE)

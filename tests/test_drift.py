@@ -261,7 +261,8 @@ def test_read_links_pairs_reads_and_counts_moved_rows(db_url, staged, shared, mo
     with engine.begin() as conn:
         conn.execute(stage.insert(), [{"AssetId": k, schema.PAGE_COLUMN: p}
                                       for p, keys in staged.items() for k in keys])
-        got_shared, got_moved = drift.read_links(conn, stage, "AssetId", STRIDE)
+        got_shared, got_moved = drift.read_links(conn, stage, "AssetId", STRIDE,
+                                                 db.dialect_for(engine).sort_key)
     engine.dispose()
     assert set(got_shared) == shared
     assert got_moved == moved

@@ -151,6 +151,10 @@ class Dialect:
     def begin_swap(self, conn: sa.Connection) -> None:
         """Run first in the swap transaction (e.g. lock the tables)."""
 
+    def sort_key(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        """``column`` as staged-key queries partition and sort it: here unchanged."""
+        return column
+
     def delete_superseded(self, conn: sa.Connection, staging: sa.Table, key: str,
                           page_column: str, start: int) -> int:
         """Delete staged rows numbered below ``start`` whose key is also staged at or

@@ -58,6 +58,15 @@ class PostgreSQLDialect(Dialect):
     # Staging rows are rebuilt if lost, so they need no write-ahead log.
     staging_prefixes = ("UNLOGGED",)
 
+    def sort_key(self, column):
+        # Byte order instead of the database's collation: grouping staged copies by
+        # key only needs equal keys together, and PostgreSQL's collations are
+        # deterministic (equal means equal bytes), so the groups are the same while
+        # the sort costs a fraction of a locale's (a third less even under C.UTF-8).
+        if isinstance(column.type, sa.String):
+            return column.collate("C")
+        return column
+
     def column_type(self, kind, string_length):
         if kind == "guid":
             return pg.UUID(as_uuid=False)
