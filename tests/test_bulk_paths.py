@@ -20,7 +20,7 @@ LONG = "Lorem ipsum, \"dolor\"; sit\tamet\n" * 4000  # 120,000 characters
 
 def tricky_text(i: int) -> str | None:
     values = [None, "", " ", "plain", 'quote " double', "quote ' single", "comma, inside",
-              "line\nbreak", "crlf\r\nbreak", "tab\there", "back\\slash", "\\N", "\\.",
+              "line\nbreak", "crlf\r\nbreak", "cr\ronly", "\r", "tab\there", "back\\slash", "\\N", "\\.",
               "\\.\n\\.", "NULL", "null", "é ü ñ ß", "日本語のテキスト", "emoji 😀 outside the BMP",
               "  padded  ", '"', '""', ",", "\n", LONG, "'; DROP TABLE x; --"]
     return values[i % len(values)]

@@ -37,14 +37,17 @@ def write_csv(buf: io.StringIO, rows: Sequence[tuple]) -> None:
     is NULL and a quoted one is the empty string.
 
     The csv module writes None as an unquoted empty field and quotes only what
-    needs it, so most rows go through it as they are. Only a row holding an empty
-    string (rare: the flattening rules make IIQ's empty strings NULL) is written
-    with every string quoted and NULL spelled as ``_Null``."""
-    plain = csv.writer(buf, lineterminator="\n")
+    needs it, so most rows go through it as they are. It quotes a field holding a
+    character of its line terminator, and COPY refuses a carriage return or a
+    newline outside quotes: rows end with ``\r\n`` so that both are quoted. Only
+    a row holding an empty string (rare: the flattening rules make IIQ's empty
+    strings NULL) is written with every string quoted and NULL spelled as
+    ``_Null``."""
+    plain = csv.writer(buf, lineterminator="\r\n")
     if not any("" in row for row in rows):
         plain.writerows(rows)
         return
-    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    quoted = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
     for row in rows:
         if "" in row:
             quoted.writerow([NULL if v is None else v for v in row])
