@@ -49,6 +49,11 @@ class ConfigError(FatalError):
         super().__init__(f"configuration has {len(self.problems)} problem(s):\n{lines}")
 
 
+class ForeignTableError(FatalError):
+    """A ``[Tables]`` setting names a table that exists and is not the entity's:
+    syncing into it would replace rows that belong to something else."""
+
+
 class AuthError(FatalError):
     """IIQ refused the token (401) or its user lacks permission (403)."""
 

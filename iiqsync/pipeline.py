@@ -220,11 +220,16 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
                            "cannot be read page by page")
         with ctx.engine.connect() as conn:
             existing = set()
-            if entity.custom_fields:
-                name = settings.table_name(entity.custom_fields.table_key)
-                inspector = sa.inspect(conn)
+            inspector = sa.inspect(conn)
+            # Before a page is read: a final table that holds something else is refused.
+            for table_key in (entity.table_key,
+                              *([entity.custom_fields.table_key] if entity.custom_fields else [])):
+                name = settings.table_name(table_key)
                 if inspector.has_table(name, schema=settings.schema):
-                    existing = {c["name"] for c in inspector.get_columns(name, schema=settings.schema)}
+                    columns = {c["name"] for c in inspector.get_columns(name, schema=settings.schema)}
+                    swap.refuse_foreign(name, columns, entity, table_key)
+                    if entity.custom_fields and table_key == entity.custom_fields.table_key:
+                        existing = columns
             layout = customfields.plan_layout(conn, ctx.books, entity, definitions, existing,
                                               ctx.dialect.max_identifier_bytes)
         if slots is not None and settings.get("General", "FillRounds"):

@@ -10,7 +10,7 @@ rows until commit and the new rows after, never an empty or half-filled table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from . import schema
 from .config import Settings
 from .dialects import Dialect
 from .entities import Entity
+from .errors import ForeignTableError
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,19 @@ def dedupe(conn: sa.Connection, dialect: Dialect, tables: RunTables,
     return removed
 
 
+def refuse_foreign(name: str, columns: Iterable[str], entity: Entity, setting: str) -> None:
+    """Raise ``ForeignTableError`` when an existing final table lacks the entity's
+    key column: it holds something else (another system's table of the same name,
+    or a ``[Tables]`` setting that points at the wrong one), and a sync would
+    replace its rows with the entity's. A table the old tool made has the key."""
+    if entity.key.lower() not in {c.lower() for c in columns}:
+        raise ForeignTableError(
+            f"table {name} ([Tables] {setting}) already exists and has no {entity.key} "
+            f"column, so it is not a table of {entity.name}; syncing into it would "
+            f"replace its rows. Name another table in [Tables] {setting}, or rename or "
+            f"drop that one")
+
+
 def ensure_final_tables(conn: sa.Connection, dialect: Dialect, tables: RunTables) -> list[str]:
     """Create missing final tables and add missing columns; widen bounded text
     columns that a staged value would not fit. Returns what was changed."""
@@ -128,6 +142,7 @@ def ensure_final_tables(conn: sa.Connection, dialect: Dialect, tables: RunTables
             continue
         present = {c["name"].lower(): c for c in inspector.get_columns(final.name,
                                                                        schema=final.schema)}
+        refuse_foreign(final.name, present, tables.entity, _setting_of(tables, final))
         for column in final.columns:
             if column.name.lower() not in present:
                 added = sa.Column(column.name, column.type, nullable=True)
@@ -135,6 +150,11 @@ def ensure_final_tables(conn: sa.Connection, dialect: Dialect, tables: RunTables
                 changes.append(f"added column {final.name}.{column.name}")
         changes += _widen(conn, dialect, final, stage, present)
     return changes
+
+
+def _setting_of(tables: RunTables, final: sa.Table) -> str:
+    entity = tables.entity
+    return entity.custom_fields.table_key if final is tables.cf else entity.table_key
 
 
 def _widen(conn, dialect, final, stage, present) -> list[str]:

@@ -134,3 +134,22 @@ def test_pages_of_an_ended_run_ask_iiq_for_nothing(sqlite_url, iiq):
     assert all(o["status"].startswith("ignored") for o in outcomes), outcomes
     # Only the first page after the end had sent its page and probe requests.
     assert iiq.count("requests") - before <= 2
+
+
+def test_a_table_setting_naming_another_systems_table_is_refused(sqlite_url, iiq):
+    """[Tables] Teams pointed at a table that is not a teams table (no TeamId): the
+    run fails before reading a page, names the setting, and the table keeps its rows."""
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE Mine (a INTEGER)")
+        conn.exec_driver_sql("INSERT INTO Mine VALUES (1), (2)")
+    settings = make_settings(iiq.url, sqlite_url, IIQSYNC_TABLES_TEAMS="Mine")
+    [outcome] = local.sync(settings, ["teams"])
+    assert outcome["status"] == "failed"
+    assert "[Tables] Teams" in outcome["error"] and "TeamId" in outcome["error"]
+    # Plan's one-item read of TotalRows, and no page.
+    assert iiq.count("items", "teams") <= 1
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT a FROM Mine ORDER BY a").scalars().all() == [1, 2]
+        assert [c["name"] for c in sa.inspect(conn).get_columns("Mine")] == ["a"]
+    engine.dispose()
