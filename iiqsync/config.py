@@ -222,6 +222,9 @@ def instance_url(instance: str | None) -> str | None:
     return value
 
 
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
 def _strip_quotes(raw: str) -> str:
     value = raw.strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -382,6 +385,13 @@ def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
         except (ssl.SSLError, OSError, ValueError):
             problems.append(f"[IncidentIQ] CaBundle: file {bundle} holds no CA certificate "
                             "(expected PEM: -----BEGIN CERTIFICATE-----)")
+    odd_types = [t for t in settings.get("IncidentIQ", "AssetTypes") if not _GUID.match(t)]
+    if odd_types:
+        # A mistyped id would match no asset: the run would succeed with an empty table.
+        shown = ", ".join(repr(t) for t in odd_types[:3])
+        problems.append(f"[IncidentIQ] AssetTypes: {shown} is not an asset type id (a GUID "
+                        "like 00000000-0000-0000-0000-000000000000, as IIQ's Asset Types "
+                        "list shows); env IIQSYNC_INCIDENTIQ_ASSETTYPES")
     token = settings.token
     if token and (not token.isascii() or not token.isprintable()
                   or any(c.isspace() for c in token)):

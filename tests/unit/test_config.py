@@ -169,6 +169,18 @@ def test_blank_environment_value_means_default():
     assert s.threads == 8
 
 
+def test_asset_types_must_be_ids():
+    """A mistyped asset type id would match no asset, and the run would succeed
+    with an empty Assets table: it is refused, naming the setting."""
+    good = "6A1CC1E6-1A2B-4C3D-8E9F-0123456789AB"
+    s = config.load(OLD_CONFIG, env={"IIQSYNC_INCIDENTIQ_ASSETTYPES": f"{good}, {good.lower()}"})
+    assert s.get("IncidentIQ", "AssetTypes") == (good, good.lower())
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(OLD_CONFIG, env={"IIQSYNC_INCIDENTIQ_ASSETTYPES": f"{good},notaguid"})
+    [problem] = problems_of(excinfo)
+    assert problem.startswith("[IncidentIQ] AssetTypes: 'notaguid' is not an asset type id")
+
+
 def test_unknown_environment_variable_is_named():
     with pytest.raises(ConfigError) as excinfo:
         config.load(OLD_CONFIG, env={"IIQSYNC_GENERAL_PAGESIZ": "10",
