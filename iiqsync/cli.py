@@ -185,9 +185,25 @@ def _enqueue(settings, entities, wait, timeout, progress) -> int:
     for name in entities:
         results[name] = plan.delay(name)
         print(f"enqueued {name}: run {results[name].id.replace('-', '')}")
+    _say_if_no_worker(settings)
     if not wait:
         return 0
     return _wait(settings, results, timeout, progress)
+
+
+def _say_if_no_worker(settings) -> None:
+    """A run waits in the queue until a worker takes it: say so when none answers
+    now (workers that scale from zero, as with KEDA, start once the queue fills)."""
+    from .celery import app
+    from .config import _mask_url
+
+    try:
+        answered = app.control.inspect(timeout=1.0).ping()
+    except Exception:  # the broker was reachable a moment ago; this is only a hint
+        return
+    if not answered:
+        print(f"note: no worker answered on {_mask_url(settings.broker_url)}; the runs wait "
+              "in the queue until one starts (celery -A iiqsync worker)", file=sys.stderr)
 
 
 def _check_broker(settings) -> None:
@@ -205,6 +221,15 @@ def _check_broker(settings) -> None:
                          f"{exc} (check [Celery] BrokerUrl)") from None
 
 
+UNSEEN_AFTER = 30.0  # seconds before --wait says a run has not started
+
+
+def _masked_db(settings) -> str:
+    from .config import _mask_url
+
+    return _mask_url(settings.connection_string)
+
+
 def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
     """Follow the runs in the database until each has ended; a plan task that died
     before recording its run is reported from its Celery result."""
@@ -213,8 +238,10 @@ def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
 
     run_ids = {name: r.id.replace("-", "") for name, r in results.items()}
     books = pipeline.context(settings).books
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     final: dict[str, dict] = {}
+    unseen_said = False
     with Progress(enabled=progress and sys.stderr.isatty()) as bar:
         while len(final) < len(run_ids) and time.monotonic() < deadline:
             for name, run_id in run_ids.items():
@@ -227,6 +254,13 @@ def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
                         final[name] = {"entity": name, "status": "failed",
                                        "error": f"{type(error).__name__}: {error}"}
                         bar.done(name, "failed")
+                    elif not unseen_said and time.monotonic() - started > UNSEEN_AFTER:
+                        unseen_said = True
+                        print(f"note: run {run_id} of {name} is not in "
+                              f"{_masked_db(settings)} after {UNSEEN_AFTER:g}s: no worker "
+                              "has taken it yet, or the workers write to another database "
+                              "([Database] ConnectionString must be the same here as theirs)",
+                              file=sys.stderr)
                     continue
                 if run.pages:
                     bar.add(name, run.pages)

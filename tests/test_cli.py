@@ -136,3 +136,15 @@ def test_help_explains_commands():
         assert command in done.stdout
     done = run_cli(["sync", "--help"], {})
     assert "--local" in done.stdout and "IIQSYNC_" in done.stdout
+
+
+def test_sync_through_a_broker_with_no_worker_says_so(sqlite_url, redis_url, iiq):
+    """The run waits in the queue; the command says no worker answered, and --wait
+    ends at its timeout with the run still waiting."""
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_CELERY_BROKERURL=redis_url)
+    done = run_cli(["sync", "teams", "--wait", "--timeout", "3", "--no-progress"], env,
+                   timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "enqueued teams" in done.stdout
+    assert "no worker answered" in done.stderr
+    assert "still running after 3s" in done.stdout
