@@ -9,13 +9,16 @@ worker's memory at one page.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from celery import Celery, signals
 
 from . import config, db, logs
+from .errors import ConfigError
 from .health import HeartbeatFile
 from .metrics import MetricsExporter
 from .schedule import beat_schedule
@@ -135,8 +138,25 @@ class _SlotsAnswer:
 SLOTS_FOR_SECONDS = 60.0
 _slots_seen: list = []
 
+def _refuse(exc: ConfigError) -> None:
+    """Under the ``celery`` command, end the process with the problems alone: Celery
+    would bury them under "Unable to load celery application" and three chained
+    tracebacks, or (from a signal handler) log them and start the worker anyway."""
+    if Path(sys.argv[0]).name in ("celery", "__main__.py") and "celery" in sys.argv[0]:
+        print(f"iiqsync: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _settings_for_the_app() -> config.Settings:
+    try:
+        return settings()
+    except ConfigError as exc:
+        _refuse(exc)
+        raise
+
+
 logs.install()
-app = make_app(settings())
+app = make_app(_settings_for_the_app())
 # Liveness without a broker round trip: the worker touches a file on its own timer.
 app.steps["worker"].add(HeartbeatFile)
 # Prometheus metrics on [Metrics] Port (metrics.py says what and why from where).
@@ -157,11 +177,20 @@ def _after_fork(**_):
 
 
 @signals.worker_init.connect
-def _check_settings(**_):
+def _check_settings(sender=None, **_):
     from . import pipeline
 
+    if getattr(sender, "app", app) is not app:
+        return  # another Celery app's worker in this process (the signal is global)
+
     # A worker with no token or instance would fail every task: refuse to start.
-    config.load(require_iiq=True)
+    # (SystemExit, not the ConfigError: Celery logs a signal handler's exceptions
+    # and carries on.)
+    try:
+        config.load(require_iiq=True)
+    except ConfigError as exc:
+        print(f"iiqsync: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if settings().connection_string:
         # The driver, loaded once here, serves every child forked after.
         pipeline.warm(settings(), connect=False)

@@ -66,3 +66,25 @@ def test_sync_all_task_and_skip_when_locked(pg_url, iiq, district, redis_url, wo
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
     assert "skipped" in lines["teams"] and "still in progress" in lines["teams"]
     assert "succeeded" in lines["locations"]
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ({"IIQSYNC_INCIDENTIQ_TOKEN": ""}, "[IncidentIQ] Token is missing"),
+    ({"IIQSYNC_GENERAL_PAGESIZE": "-1"}, "[General] PageSize (env IIQSYNC_GENERAL_PAGESIZE): "
+                                         "-1 is below the minimum 1"),
+])
+def test_a_worker_with_a_bad_setting_refuses_to_start(sqlite_url, redis_url, setting, expected):
+    """`celery -A iiqsync worker` ends at once with exit code 2 and the problem
+    itself, not Celery's "Unable to load" tracebacks, nor a worker that starts
+    and fails every task."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "IIQSYNC_CONFIG": os.devnull,
+           **make_env("http://127.0.0.1:9", sqlite_url, IIQSYNC_CELERY_BROKERURL=redis_url),
+           **setting}
+    done = subprocess.run([sys.executable, "-m", "celery", "-A", "iiqsync", "worker", "-c", "1"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
