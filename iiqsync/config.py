@@ -296,6 +296,11 @@ def load(path: str | os.PathLike | None = None, env: dict | None = None,
     explicit = path is not None or bool(env.get(CONFIG_ENV))
     file_path = Path(path or env.get(CONFIG_ENV) or "config.ini")
     source = None
+    if file_path.is_dir():
+        # A config mounted as a directory (a Kubernetes ConfigMap, say) is easy to
+        # pass by mistake; reading on without it would sync with the defaults.
+        raise ConfigError([f"{file_path} is a directory, not a config file (point at the "
+                           f"config.ini inside it)"])
     if file_path.exists():
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
         try:

@@ -554,3 +554,12 @@ def test_schedule_values_load():
     assert s.get("Schedule", "Users") == "3600"
     assert s.get("Schedule", "Tickets") == "*/10 * * * *"
     assert s.get("Schedule", "Default") == "0 2 * * *"
+
+
+def test_a_directory_given_as_the_config_file_is_an_error(tmp_path):
+    """A config mounted as a directory would otherwise be read as no file at all,
+    and the sync would run on the defaults."""
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(tmp_path, env={})
+    [problem] = problems_of(excinfo)
+    assert problem == f"{tmp_path} is a directory, not a config file (point at the config.ini inside it)"
