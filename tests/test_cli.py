@@ -148,3 +148,13 @@ def test_sync_through_a_broker_with_no_worker_says_so(sqlite_url, redis_url, iiq
     assert "enqueued teams" in done.stdout
     assert "no worker answered" in done.stderr
     assert "still running after 3s" in done.stdout
+
+
+def test_demo_refuses_a_negative_count_and_a_page_size_iiq_cannot_serve(tmp_path):
+    for args, said in ((["--users", "-5"], "argument --users: -5 is below 0"),
+                       (["--page-size", "5000"], "argument --page-size: 5000 is not between 1 and 1000")):
+        done = run_cli(["demo", "--db", str(tmp_path / "d.db"), *args], {}, timeout=60)
+        assert done.returncode == 2
+        assert said in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "d.db").exists()
