@@ -328,8 +328,11 @@ def cmd_demo(args) -> int:
         code = _run_local(settings, list(ENTITIES), progress=not args.no_progress)
         print(f"\nsynced in {time.monotonic() - started:.1f}s into {args.db}:")
     _print_tables(settings)
-    status = "iiqsync status" if args.db == "iiqsync.db" else (
-        f"IIQSYNC_DATABASE_CONNECTIONSTRING=sqlite:///{args.db} iiqsync status")
+    status = "iiqsync status"
+    if _configured_database() != f"sqlite:///{args.db}":
+        # The demo's file is not what `iiqsync status` would read here (a config.ini
+        # or the environment names another database).
+        status = f"IIQSYNC_DATABASE_CONNECTIONSTRING=sqlite:///{args.db} iiqsync status"
     print(f"\nRun history: {status}\n"
           f"Query it:    sqlite3 {args.db} 'SELECT AssetTag, ModelName, LocationName "
           "FROM Assets LIMIT 5'")
@@ -360,11 +363,19 @@ def _print_tables(settings) -> None:
 
 
 # -- status -----------------------------------------------------------------------
+def _configured_database() -> str | None:
+    try:
+        return config.load(require_iiq=False).connection_string
+    except ConfigError:
+        return None
+
+
 def cmd_status(args) -> int:
     from . import pipeline
 
     settings = config.load(args.config, require_iiq=False)
     books = pipeline.context(settings).books
+    print(f"runs in {config._mask_url(settings.connection_string)}", file=sys.stderr)
     now = utcnow()
     last_ok = books.last_success()
     rows = books.latest(args.runs)
