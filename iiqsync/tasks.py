@@ -16,7 +16,7 @@ from celery.utils import uuid
 from . import broker, logs, metrics, pipeline
 from .celery import app, ask_pool_slots, settings
 from .entities import ENTITIES
-from .errors import RetriableError
+from .errors import FatalError, RetriableError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class RunTask(app.Task):
     """A task that Flower shows by its run, ``assets run=3f9c0e1b2a4d… page=7``, instead
     of ``('assets', '3f9c…', 7)``. Arguments are entity names, run ids and page
     numbers only; settings and the token are never task arguments."""
+
+    # A refused token, a bad setting, a changed API: the run is recorded as failed
+    # with the reason (logged once, by the pipeline); Celery need not add a traceback.
+    throws = (FatalError,)
 
     def apply_async(self, args=None, kwargs=None, task_id=None, **options):
         if options.get("argsrepr") is None:
