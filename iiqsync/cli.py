@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from . import config
+from . import argtypes, config
 from .entities import ENTITIES, get_entity
 from .errors import ConfigError, IIQSyncError
 from .runs import utcnow
@@ -55,11 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--db", default="iiqsync.db",
                    help="SQLite file (default %(default)s, the file 'iiqsync status' reads "
                         "when nothing else is configured)")
-    d.add_argument("--users", type=count, default=1500, help="users in the district "
+    d.add_argument("--users", type=argtypes.count, default=1500, help="users in the district "
                    "(default %(default)s)")
-    d.add_argument("--assets", type=count, default=3000, help="assets (default %(default)s)")
-    d.add_argument("--tickets", type=count, default=2500, help="tickets (default %(default)s)")
-    d.add_argument("--page-size", type=page_size, default=250,
+    d.add_argument("--assets", type=argtypes.count, default=3000, help="assets (default %(default)s)")
+    d.add_argument("--tickets", type=argtypes.count, default=2500, help="tickets (default %(default)s)")
+    d.add_argument("--page-size", type=argtypes.page_size, default=250,
                    help="items per API page, 1 to 1000 (default %(default)s)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -81,25 +81,6 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="check the configuration and print it (secrets masked)")
     c.add_argument("--config", help="path of config.ini")
     return p
-
-
-def count(text: str) -> int:
-    """An argparse type: a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is below 0")
-    return value
-
-
-def page_size(text: str) -> int:
-    """An argparse type: a page size IIQ serves (1 to 1000)."""
-    value = count(text)
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1000")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

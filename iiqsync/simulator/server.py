@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ..argtypes import count
 from ..entities import CUSTOM_FIELDS_ROUTE, ENTITIES
 from . import pools as P
 from .district import (
@@ -853,16 +854,6 @@ def _server_name(route: str) -> str:
 
 # -- command line ---------------------------------------------------------------------------------
 
-def _count(text: str) -> int:
-    """An argparse type: a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is below 0")
-    return value
-
 def build_parser(prog: str = "iiqsync fake-iiq") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
@@ -878,7 +869,7 @@ def build_parser(prog: str = "iiqsync fake-iiq") -> argparse.ArgumentParser:
     g = p.add_argument_group("district")
     g.add_argument("--seed", type=int, default=1, help="same seed, same district")
     for name, default in DEFAULT_SIZES.items():
-        g.add_argument(f"--{name}", type=_count, default=default,
+        g.add_argument(f"--{name}", type=count, default=default,
                        help=f"number of {name} (default %(default)s)")
     g.add_argument("--no-custom-fields", action="store_true",
                    help="define no custom fields on users, assets and tickets")
