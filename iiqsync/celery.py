@@ -138,21 +138,22 @@ class _SlotsAnswer:
 SLOTS_FOR_SECONDS = 60.0
 _slots_seen: list = []
 
-def _refuse(exc: ConfigError) -> None:
-    """Under the ``celery`` command, end the process with the problems alone: Celery
-    would bury them under "Unable to load celery application" and three chained
-    tracebacks, or (from a signal handler) log them and start the worker anyway."""
-    if Path(sys.argv[0]).name in ("celery", "__main__.py") and "celery" in sys.argv[0]:
-        print(f"iiqsync: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+
+def _exit_with(problems: ConfigError):
+    """End the process with the problems alone: Celery would bury them under "Unable
+    to load celery application" and three chained tracebacks, or (raised from a
+    signal handler) log them and start the worker anyway."""
+    print(f"iiqsync: {problems}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def _settings_for_the_app() -> config.Settings:
     try:
         return settings()
     except ConfigError as exc:
-        _refuse(exc)
-        raise
+        if Path(sys.argv[0]).name in ("celery", "__main__.py") and "celery" in sys.argv[0]:
+            _exit_with(exc)
+        raise  # imported by iiqsync's own command line, which reports it itself
 
 
 logs.install()
@@ -184,13 +185,10 @@ def _check_settings(sender=None, **_):
         return  # another Celery app's worker in this process (the signal is global)
 
     # A worker with no token or instance would fail every task: refuse to start.
-    # (SystemExit, not the ConfigError: Celery logs a signal handler's exceptions
-    # and carries on.)
     try:
         config.load(require_iiq=True)
     except ConfigError as exc:
-        print(f"iiqsync: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _exit_with(exc)
     if settings().connection_string:
         # The driver, loaded once here, serves every child forked after.
         pipeline.warm(settings(), connect=False)

@@ -201,14 +201,14 @@ def _say_if_no_worker(settings) -> None:
     """A run waits in the queue until a worker takes it: say so when none answers
     now (workers that scale from zero, as with KEDA, start once the queue fills)."""
     from .celery import app
-    from .config import _mask_url
 
     try:
-        answered = app.control.inspect(timeout=1.0).ping()
+        # limit=1: the first answer is enough, rather than waiting out the timeout.
+        answered = app.control.inspect(timeout=1.0, limit=1).ping()
     except Exception:  # the broker was reachable a moment ago; this is only a hint
         return
     if not answered:
-        print(f"note: no worker answered on {_mask_url(settings.broker_url)}; the runs wait "
+        print(f"note: no worker answered on {config._mask_url(settings.broker_url)}; the runs wait "
               "in the queue until one starts (celery -A iiqsync worker)", file=sys.stderr)
 
 
@@ -228,12 +228,6 @@ def _check_broker(settings) -> None:
 
 
 UNSEEN_AFTER = 30.0  # seconds before --wait says a run has not started
-
-
-def _masked_db(settings) -> str:
-    from .config import _mask_url
-
-    return _mask_url(settings.connection_string)
 
 
 def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
@@ -262,9 +256,10 @@ def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
                         bar.done(name, "failed")
                     elif not unseen_said and time.monotonic() - started > UNSEEN_AFTER:
                         unseen_said = True
-                        print(f"note: run {run_id} of {name} is not in "
-                              f"{_masked_db(settings)} after {UNSEEN_AFTER:g}s: no worker "
-                              "has taken it yet, or the workers write to another database "
+                        database = config._mask_url(settings.connection_string)
+                        print(f"note: run {run_id} of {name} is not in {database} after "
+                              f"{UNSEEN_AFTER:g}s: no worker has taken it yet, or the "
+                              "workers write to another database "
                               "([Database] ConnectionString must be the same here as theirs)",
                               file=sys.stderr)
                     continue

@@ -853,7 +853,6 @@ def _server_name(route: str) -> str:
 
 
 # -- command line ---------------------------------------------------------------------------------
-
 def build_parser(prog: str = "iiqsync fake-iiq") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
