@@ -41,7 +41,7 @@ def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=Non
     round_no = 0
     try:
         while True:
-            _fetch_all(settings, entity, run_id, pages, client, progress, planned["page_size"])
+            _fetch_all(settings, entity, run_id, pages, client, progress)
             outcome = pipeline.finalize(settings, entity, run_id, round_no, client=client)
             if outcome["status"] != "repair":
                 break
@@ -70,13 +70,13 @@ def _record_failure(settings: Settings, entity: str, run_id: str, reason: str) -
                   unrecorded)
 
 
-def _fetch_all(settings, entity, run_id, pages, client, progress, page_size) -> None:
+def _fetch_all(settings, entity, run_id, pages, client, progress) -> None:
     if not pages:
         return
     with ThreadPoolExecutor(max_workers=settings.threads,
                             thread_name_prefix=f"iiqsync-{entity}") as pool:
-        futures = [pool.submit(pipeline.fetch_page, settings, entity, run_id, p, 0, client,
-                               page_size) for p in pages]
+        futures = [pool.submit(pipeline.fetch_page, settings, entity, run_id, p, 0, client)
+                   for p in pages]
         try:
             for future in as_completed(futures):
                 future.result()

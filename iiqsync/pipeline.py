@@ -16,7 +16,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -222,13 +222,13 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
             existing = set()
             inspector = sa.inspect(conn)
             # Before a page is read: a final table that holds something else is refused.
-            for table_key in (entity.table_key,
-                              *([entity.custom_fields.table_key] if entity.custom_fields else [])):
+            cf_key = entity.custom_fields.table_key if entity.custom_fields else None
+            for table_key in filter(None, (entity.table_key, cf_key)):
                 name = settings.table_name(table_key)
                 if inspector.has_table(name, schema=settings.schema):
                     columns = {c["name"] for c in inspector.get_columns(name, schema=settings.schema)}
                     swap.refuse_foreign(name, columns, entity, table_key)
-                    if entity.custom_fields and table_key == entity.custom_fields.table_key:
+                    if table_key == cf_key:
                         existing = columns
             layout = customfields.plan_layout(conn, ctx.books, entity, definitions, existing,
                                               ctx.dialect.max_identifier_bytes)
@@ -300,29 +300,22 @@ def probes(tables: swap.RunTables, page: int, fetched: Page, client: IIQClient,
     return read
 
 
-_read_pools: dict[int, ThreadPoolExecutor] = {}
-READS_AT_ONCE = 256  # page tasks of one process; [General] Threads is at most this
+_probe_pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def _read_pool() -> ThreadPoolExecutor:
-    """Threads (of this process: not shared across a fork) that read a page and its
-    boundary probe at the same time, so a probe adds no latency to a page task.
-    Two reads a task, for as many tasks as run at once in a process (up to
-    ``[General] Threads``' maximum, or a ``-P threads`` pool as large): threads
-    start only as they are needed."""
-    pool = _read_pools.get(os.getpid())
+def _probe_pool() -> ThreadPoolExecutor:
+    """Threads (of this process: not shared across a fork) that read boundary probes
+    while the page itself is read, so a probe adds no latency to a page task."""
+    pool = _probe_pools.get(os.getpid())
     if pool is None:
         with _ctx_lock:
-            pool = _read_pools.setdefault(os.getpid(), ThreadPoolExecutor(
-                max_workers=2 * READS_AT_ONCE, thread_name_prefix="iiqsync-read"))
+            pool = _probe_pools.setdefault(os.getpid(), ThreadPoolExecutor(
+                max_workers=16, thread_name_prefix="iiqsync-probe"))
     return pool
 
 
-# A run's table objects and page size, kept once per process: neither changes
-# while the run lasts.
-_run_cache: dict[str, tuple[swap.RunTables, int]] = {}
-# Runs this process found ended: their remaining page tasks ask IIQ for nothing.
-_ended_runs: set[str] = set()
+# A run's table objects, built once per process: its layout does not change.
+_run_cache: dict[str, swap.RunTables] = {}
 
 
 def _running(ctx: Context, conn: sa.Connection, entity: Entity,
@@ -330,58 +323,28 @@ def _running(ctx: Context, conn: sa.Connection, entity: Entity,
     run = ctx.books.get(run_id, conn)
     if run is None or run.status != RUNNING:
         _run_cache.pop(run_id, None)
-        if len(_ended_runs) > 256:
-            _ended_runs.clear()
-        _ended_runs.add(run_id)
         return None
-    known = _run_cache.get(run_id)
-    if known is None:
-        known = (_tables_for(ctx, entity, run), run.page_size)
+    tables = _run_cache.get(run_id)
+    if tables is None:
+        tables = _tables_for(ctx, entity, run)
         if len(_run_cache) > 64:
             _run_cache.clear()
-        _run_cache[run_id] = known
-    return run, known[0]
-
-
-@dataclass
-class _PageReads:
-    """A page's request and its boundary probe's, both in flight."""
-    page: Future
-    boundary: Future | None
-
-    @classmethod
-    def start(cls, client: IIQClient, entity: Entity, index: int, page_size: int) -> _PageReads:
-        def read(*args) -> Future:
-            # In the task's context, so that what the client logs names the page.
-            return _read_pool().submit(contextvars.copy_context().run, client.fetch_page,
-                                        entity, *args)
-
-        return cls(read(index, page_size),
-                   read(*drift.probe_window(index * page_size)) if index > 0 else None)
+        _run_cache[run_id] = tables
+    return run, tables
 
 
 def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, retries: int = 0,
-               client: IIQClient | None = None, page_size: int | None = None) -> dict:
+               client: IIQClient | None = None) -> dict:
     """Fetch one page and stage it. Safe to run twice. ``retries`` is how many
     times this page was retried on purpose; deliveries beyond that mean a worker
     died while holding it, and too many fail the run instead of looping.
-    ``page_size``, the run's, lets the requests go out before the run is looked up
-    (it is checked against the run's record before the page is staged).
 
     The database is used twice, each time briefly, never across a request to IIQ:
     once to look the run up and count the delivery, once to stage the page and its
-    probes in one transaction."""
+    probes in one transaction. IIQ is asked only once the delivery is counted, so
+    a worker that dies while it waits (or parses) is always counted."""
     entity = get_entity(entity_name)
     ctx = context(settings)
-    client = client or page_client(ctx)
-    index = page % ROUND_STRIDE
-    # With the run's page size known (from the task, or from an earlier page of the
-    # run in this process), the requests go out at once and the run is looked up
-    # while IIQ answers.
-    known = _run_cache.get(run_id)
-    page_size = page_size or (known[1] if known else None)
-    early = page_size and run_id not in _ended_runs
-    reads = _PageReads.start(client, entity, index, page_size) if early else None
     try:
         with ctx.engine.connect() as conn:
             found = _running(ctx, conn, entity, run_id)
@@ -397,18 +360,22 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
         raise FatalError(f"page {page} of {entity.name} was delivered {deliveries} times "
                          f"without finishing (a worker died each time); giving up "
                          f"([Run] MaxPageDeliveries = {limit})")
-    if reads is None or page_size != run.page_size:
-        reads = _PageReads.start(client, entity, index, run.page_size)
-    fetched = reads.page.result()
-    probe_reads = probes(tables, page, fetched, client,
-                         reads.boundary.result() if reads.boundary is not None else None)
+    client = client or page_client(ctx)
+    index = page % ROUND_STRIDE
+    # In the task's context, so that what the client logs names the page.
+    boundary = (_probe_pool().submit(contextvars.copy_context().run, client.fetch_page, entity,
+                                     *drift.probe_window(index * run.page_size))
+                if index > 0 else None)
+    fetched = client.fetch_page(entity, index, run.page_size)
+    reads = probes(tables, page, fetched, client,
+                   boundary.result() if boundary is not None else None)
     try:
         with ctx.engine.connect() as conn, ctx.dialect.staging(conn):
             # A page and its probes are staged only together, after the delivery
             # was counted: on the first delivery neither can have been staged.
             again = deliveries > 1
             staged = stage_page(ctx, conn, tables, run_id, page, fetched, again)
-            for number, got in probe_reads:
+            for number, got in reads:
                 stage_page(ctx, conn, tables, run_id, number, got, again)
         return staged
     except sa.exc.DBAPIError as exc:
@@ -482,7 +449,7 @@ def _finalize(ctx: Context, entity: Entity, run: Run, round_no: int, client: IIQ
                     "again (pass %d of at most %d)", run.run_id, entity.name, why, pages,
                     next_round + 1, max_rounds + 1)
         return {"run_id": run.run_id, "entity": entity.name, "status": "repair",
-                "round": next_round, "page_size": size,
+                "round": next_round,
                 "pages": [next_round * ROUND_STRIDE + p for p in range(pages)]}
     if not proved:
         raise IncompleteRunError(

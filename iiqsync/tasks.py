@@ -100,29 +100,24 @@ def plan(self, entity: str) -> dict:
     result = pipeline.plan(settings(), entity, run_id=self.request.id, mode="celery",
                            slots=ask_pool_slots())
     if result["status"] == "planned":
-        dispatch(entity, result["run_id"], pipeline.pages_to_fetch(result), 0,
-                 result["page_size"])
+        dispatch(entity, result["run_id"], pipeline.pages_to_fetch(result), 0)
     return result
 
 
-def dispatch(entity: str, run_id: str, pages: list[int], round_no: int,
-             page_size: int | None = None) -> None:
-    """A chord of page tasks whose callback is finalize; a failure fails the run.
-    Each task carries the run's page size, so that it can ask IIQ for its page
-    before it has looked the run up."""
+def dispatch(entity: str, run_id: str, pages: list[int], round_no: int) -> None:
+    """A chord of page tasks whose callback is finalize; a failure fails the run."""
     on_error = fail_run.s(entity, run_id)
     body = finalize.s(entity, run_id, round_no).on_error(on_error)
     if not pages:
         body.apply_async(([],))
         return
-    chord([fetch_page.s(entity, run_id, p, page_size) for p in pages], body).apply_async()
+    chord([fetch_page.s(entity, run_id, p) for p in pages], body).apply_async()
 
 
 @app.task(name="iiqsync.fetch_page", base=RunTask, bind=True, **RETRY)
-def fetch_page(self, entity: str, run_id: str, page: int, page_size: int | None = None) -> dict:
+def fetch_page(self, entity: str, run_id: str, page: int) -> dict:
     """Fetch one page and stage it; returns counts, never rows."""
-    result = pipeline.fetch_page(settings(), entity, run_id, page, retries=self.request.retries,
-                                 page_size=page_size)
+    result = pipeline.fetch_page(settings(), entity, run_id, page, retries=self.request.retries)
     if "rows" in result:
         metrics.count_page(entity)
     return result
@@ -133,7 +128,7 @@ def finalize(self, results: list, entity: str, run_id: str, round_no: int = 0) -
     """Check completeness, apply schema changes, swap; or start a repair pass."""
     outcome = pipeline.finalize(settings(), entity, run_id, round_no)
     if outcome["status"] == "repair":
-        dispatch(entity, run_id, outcome["pages"], outcome["round"], outcome.get("page_size"))
+        dispatch(entity, run_id, outcome["pages"], outcome["round"])
     return outcome
 
 
