@@ -17,7 +17,7 @@ from pathlib import Path
 
 from celery import Celery, signals
 
-from . import config, db, logs
+from . import config, db, logs, requestslots
 from .errors import ConfigError
 from .health import HeartbeatFile
 from .metrics import MetricsExporter
@@ -128,8 +128,10 @@ class _SlotsAnswer:
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            slots = sum(int((r.get("pool") or {}).get("max-concurrency") or 0)
-                        for r in self._replies.values() if isinstance(r, dict)) or None
+            cap = settings().get("Celery", "RequestsInFlight")
+            slots = sum(requestslots.cap_slots(
+                int((r.get("pool") or {}).get("max-concurrency") or 0), cap)
+                for r in self._replies.values() if isinstance(r, dict)) or None
         if slots is not None:
             _slots_seen[:] = [time.monotonic(), slots]
         return slots
@@ -192,3 +194,11 @@ def _check_settings(sender=None, **_):
     if settings().connection_string:
         # The driver, loaded once here, serves every child forked after.
         pipeline.warm(settings(), connect=False)
+    # Before the pool forks: its processes share these permits.
+    requestslots.setup(settings().get("Celery", "RequestsInFlight"))
+
+
+@signals.worker_shutdown.connect
+def _remove_permits(sender=None, **_):
+    if getattr(sender, "app", app) is app:
+        requestslots.teardown()

@@ -95,6 +95,10 @@ KEYS: tuple[Key, ...] = (
         secret=True),
     Key("Celery", "ResultBackend", "str", None, "result backend URL (default: the broker)",
         secret=True),
+    Key("Celery", "RequestsInFlight", "int", 0,
+        "page requests one worker may have waiting on IIQ at once (0: one per pool "
+        "process). Below the pool size, the spare processes parse and stage pages "
+        "while that many requests wait: e.g. -c 10 with 8", minimum=0, maximum=256),
     Key("Run", "LockMinutes", "int", 360,
         "how long a run may hold its entity's lock before another may take it", minimum=1),
     Key("Run", "MaxPageDeliveries", "int", 3,

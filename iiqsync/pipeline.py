@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from . import broker, customfields, db, drift, schema, swap
+from . import broker, customfields, db, drift, requestslots, schema, swap
 from .client import IIQClient, Page
 from .config import Settings
 from .dialects import Dialect
@@ -279,25 +279,38 @@ def stage_page(ctx: Context, conn: sa.Connection, tables: swap.RunTables, run_id
 
 
 def probes(tables: swap.RunTables, page: int, fetched: Page, client: IIQClient,
-           boundary: Page | None = None) -> list[tuple[int, Page]]:
+           ready: dict[tuple[int, int], Page] | None = None) -> list[tuple[int, Page]]:
     """The probes that tie page ``page`` to its neighbours (see ``drift``), read and
     numbered for staging: a page after the first gets a probe across the boundary
-    above it (``boundary``, when the caller read it already); a full page that
-    ended the list gets one across the end."""
+    above it; a full page that ended the list gets one across the end. ``ready``
+    holds windows the caller read already, by ``(page index, page size)``."""
     index, size = page % ROUND_STRIDE, fetched.page_size
     wanted = []
     if index > 0:
-        wanted.append((drift.BOUNDARY, drift.probe_window(index * size), boundary))
+        wanted.append((drift.BOUNDARY, drift.probe_window(index * size)))
     total = fetched.total_rows
     if total and len(fetched.items) == size and (index + 1) * size >= total:
-        wanted.append((drift.TAIL, drift.probe_window(total), None))
+        wanted.append((drift.TAIL, drift.probe_window(total)))
     read = []
-    for kind, (probe_index, probe_size), got in wanted:
+    for kind, window in wanted:
+        got = (ready or {}).get(window)
         if got is None:
-            got = client.fetch_page(tables.entity, probe_index, probe_size)
-        tail = 0 < len(got.items) < probe_size
+            got = client.fetch_page(tables.entity, *window)
+        tail = 0 < len(got.items) < window[1]
         read.append((drift.probe_number(page, kind, tail), got))
     return read
+
+
+def probes_to_read_early(run: Run, index: int) -> list[tuple[int, int]]:
+    """The probe windows a page task can ask for while its page is read, so that a
+    probe adds no latency: the boundary above the page, and for the last page of
+    the plan, the end of the list as planned (if the list has changed length since,
+    ``probes`` reads the right window after the page)."""
+    size = run.page_size or 1
+    windows = [drift.probe_window(index * size)] if index > 0 else []
+    if run.total_rows and (index + 1) * size >= run.total_rows and run.total_rows % size == 0:
+        windows.append(drift.probe_window(run.total_rows))
+    return windows
 
 
 _probe_pools: dict[int, ThreadPoolExecutor] = {}
@@ -363,12 +376,15 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
     client = client or page_client(ctx)
     index = page % ROUND_STRIDE
     # In the task's context, so that what the client logs names the page.
-    boundary = (_probe_pool().submit(contextvars.copy_context().run, client.fetch_page, entity,
-                                     *drift.probe_window(index * run.page_size))
-                if index > 0 else None)
-    fetched = client.fetch_page(entity, index, run.page_size)
+    early = {window: _probe_pool().submit(contextvars.copy_context().run, client.fetch_page,
+                                          entity, *window)
+             for window in probes_to_read_early(run, index)}
+    # A worker with [Celery] RequestsInFlight below its pool size lets only that
+    # many wait on IIQ; the rest parse and stage pages meanwhile.
+    with requestslots.held():
+        fetched = client.fetch_page(entity, index, run.page_size)
     reads = probes(tables, page, fetched, client,
-                   boundary.result() if boundary is not None else None)
+                   {window: asked.result() for window, asked in early.items()})
     try:
         with ctx.engine.connect() as conn, ctx.dialect.staging(conn):
             # A page and its probes are staged only together, after the delivery

@@ -1,0 +1,116 @@
+"""A cap on the page requests one worker has waiting on IIQ: ``[Celery] RequestsInFlight``.
+
+A page task spends most of its time waiting for IIQ, then parses and stages the page
+on the CPU. While it does, its pool process asks IIQ for nothing. With the cap below
+the pool size (``-c 10`` and 8, say), the spare processes keep 8 requests waiting on a
+slow API while the others parse and stage, so the run takes about as long as IIQ
+needs to answer, not that plus the parsing.
+
+The permits are lock files in a directory the worker's main process makes before it
+forks its pool. A task holds one with ``flock`` while its request is out. The kernel
+releases a dead process's locks, so a worker killed mid-request frees its permit;
+nothing has to notice or clean up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+# How often a task that found every permit taken looks again: short next to a
+# request to IIQ (hundreds of ms), long enough that waiting costs no CPU to speak of.
+POLL_SECONDS = 0.004
+
+_directory: str | None = None
+_size = 0
+# flock locks belong to an open file: each thread (of a -P threads worker) opens the
+# files itself, so that two threads of one process never share a permit.
+_local = threading.local()
+
+
+def setup(size: int) -> str | None:
+    """Make ``size`` permits for this process and the processes it forks (a worker's
+    main process, before its pool starts). 0 means no cap: ``held`` does nothing."""
+    global _directory, _size
+    teardown()
+    if size <= 0:
+        return None
+    _directory = tempfile.mkdtemp(prefix="iiqsync-requests-")
+    _size = size
+    for i in range(size):
+        with open(os.path.join(_directory, str(i)), "wb"):
+            pass
+    return _directory
+
+
+def teardown() -> None:
+    """Remove the permits (the worker is shutting down)."""
+    global _directory, _size
+    if _directory is not None:
+        shutil.rmtree(_directory, ignore_errors=True)
+    _directory, _size = None, 0
+    _local.__dict__.clear()
+
+
+def _files() -> list[int]:
+    fds = getattr(_local, "fds", None)
+    if fds is None or _local.pid != os.getpid():
+        # A file opened before a fork is the same open file in the child, whose lock
+        # would be the parent's: open them anew in every process.
+        fds = [os.open(os.path.join(_directory, str(i)), os.O_RDWR) for i in range(_size)]
+        _local.fds, _local.pid = fds, os.getpid()
+    return fds
+
+
+def _take(fds: list[int]) -> int | None:
+    # Each process starts at another permit, so they do not all try the same first.
+    start = os.getpid() % len(fds)
+    for fd in fds[start:] + fds[:start]:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Hold a permit for the duration of the block: wait while ``[Celery]
+    RequestsInFlight`` requests of this worker are out. Without a cap, return at once."""
+    if _directory is None:
+        yield
+        return
+    try:
+        fds = _files()
+    except OSError as exc:  # the worker is shutting down and took the permits away
+        log.warning("request permits unavailable (%s): asking IIQ without one", exc)
+        yield
+        return
+    fd = _take(fds)
+    if fd is None:
+        waited = time.monotonic()
+        while fd is None:
+            time.sleep(POLL_SECONDS)
+            fd = _take(fds)
+        log.debug("waited %.3f s for one of %d request permits", time.monotonic() - waited,
+                  len(fds))
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def cap_slots(pool_size: int, cap: int) -> int:
+    """How many page tasks of a worker with ``pool_size`` processes can wait on IIQ at
+    once: what pages are sized to fill whole rounds of (``pipeline.balanced_page_size``)."""
+    return min(pool_size, cap) if cap > 0 else pool_size
