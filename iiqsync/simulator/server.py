@@ -136,6 +136,7 @@ class Knobs:
 
 
 KNOB_NAMES = {f.name for f in fields(Knobs)}
+SERVED_KEPT = 100_000  # list answers remembered for served()
 PAGE_CACHE_BYTES = 1 << 30  # cache_pages stops adding pages beyond this much
 PAGE_SHAPING_KNOBS = {"page_caps", "over_cap", "default_page_size", "gzip_level", "cache_pages"}
 DRIFT_KNOBS = ("drift_every", "drift_rows", "drift_ops", "drift_entities")
@@ -251,6 +252,7 @@ class SimulatorServer:
         self._dice = Random(0)
         self._window = _Window()
         self._stats: dict[str, Counter] = {}
+        self._served: deque = deque(maxlen=SERVED_KEPT)
         self._conns: set = set()
         self._stopping = threading.Event()
         self._httpd: _HttpServer | None = None
@@ -388,6 +390,28 @@ class SimulatorServer:
     def reset_stats(self) -> None:
         with self._lock:
             self._stats.clear()
+            self._served.clear()
+
+    def served(self) -> list[dict]:
+        """The list pages answered (200) since the last reset, the latest
+        ``SERVED_KEPT``: route, items sent, and when the request arrived and when its
+        answer was written, in seconds on the simulator's clock."""
+        with self._lock:
+            return [{"route": r, "items": n, "start": round(a, 4), "end": round(b, 4)}
+                    for r, n, a, b in self._served]
+
+    def most_in_flight(self, route: str, min_items: int = 0) -> int:
+        """The most list requests of ``route`` that were being answered at one time,
+        counting those that sent at least ``min_items`` items."""
+        events = []
+        for one in self.served():
+            if one["route"] == route and one["items"] >= min_items:
+                events += [(one["start"], 1), (one["end"], -1)]
+        most = now = 0
+        for _, step in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start
+            now += step
+            most = max(most, now)
+        return most
 
     def _bump(self, route: str, counter: str, n: int = 1) -> None:
         with self._lock:
@@ -524,6 +548,9 @@ class SimulatorServer:
             data, gz = self._encode(h, GARBAGE_BODY)
         cut = roll_cut < knobs.truncate_rate
         self._write(h, route, 200, data, gz, cut=cut)
+        if is_list:
+            with self._lock:
+                self._served.append((route, n_items, t0, time.perf_counter()))
 
     def _sleep(self, seconds: float) -> bool:
         """Wait; True when the server is stopping meanwhile."""
@@ -721,6 +748,8 @@ class SimulatorServer:
         try:
             if path == "/_sim/stats" and method == "GET":
                 out = self.stats()
+            elif path == "/_sim/served" and method == "GET":
+                out = self.served()
             elif path == "/_sim/counts" and method == "GET":
                 out = {e: self.district.count(e) for e in KEY_FIELDS}
             elif path == "/_sim/reset" and method == "POST":
