@@ -49,13 +49,15 @@ def cpu_seconds(proc) -> float:
 
 def run_iiqsync(sim, sim_url: str, entities: list[str], workers: int, concurrency: int,
                 pool: str = "prefork", page_size: int = 1000, rps: int = 1000,
-                timeout: float = 3600, tag: str = "iiqsync") -> dict:
-    """Sync ``entities`` through real workers into a fresh database; measure it."""
+                timeout: float = 3600, tag: str = "iiqsync", in_flight: int = 0) -> dict:
+    """Sync ``entities`` through real workers into a fresh database; measure it.
+    ``in_flight``: each worker's [Celery] RequestsInFlight (0: one per process)."""
     with common.pg_database() as db_url, common.redis_server() as (redis_url, redis_client):
         env = common.iiqsync_env(sim_url, db_url, redis_url,
                                  IIQSYNC_GENERAL_PAGESIZE=page_size,
                                  IIQSYNC_INCIDENTIQ_REQUESTSPERSECOND=rps,
-                                 IIQSYNC_GENERAL_TIMEOUT=300)
+                                 IIQSYNC_GENERAL_TIMEOUT=300,
+                                 IIQSYNC_CELERY_REQUESTSINFLIGHT=in_flight)
         RESULTS.mkdir(exist_ok=True)
         with contextlib.ExitStack() as stack:
             procs = [stack.enter_context(common.celery_worker(
@@ -190,6 +192,16 @@ def set_knobs(url: str, **knobs) -> None:
     httpx.post(url + "/_sim/knobs", json=knobs, timeout=10).raise_for_status()
 
 
+def most_page_requests_in_flight(served: list[dict]) -> int:
+    """The most page requests the simulator was answering at one time, from its log
+    of answers; the drift probes (a few dozen items each, see iiqsync.drift) ride
+    along with pages and are not counted."""
+    from iiqsync.drift import PROBE_SIZES
+    from iiqsync.simulator.server import most_in_flight
+
+    return most_in_flight(served, "assets", max(PROBE_SIZES) + 1)
+
+
 def setting_api(args) -> dict:
     latency, item_latency, size, conc = args.latency_ms, args.item_latency_ms, args.page_size, 16
     sim_args = ["--assets", str(args.api_assets), "--latency-ms", str(latency),
@@ -203,7 +215,15 @@ def setting_api(args) -> dict:
         # build them on the two cores the workers need. It builds each page once, in
         # a warm-up sync without latency, and serves it again from memory after.
         sim_args.append("--cache-pages")
-    workers = dict(workers=2, concurrency=conc // 2, rps=100, pool=args.pool, page_size=size)
+    per_worker = conc // 2
+    workers = dict(workers=2, concurrency=per_worker, rps=100, pool=args.pool, page_size=size)
+    # The same 16 requests in flight two ways: one per pool process (2 workers of
+    # -c 8), and one worker whose [Celery] RequestsInFlight of 16 is shared by more
+    # processes than that, so that spare ones parse and stage while 16 wait on IIQ.
+    contenders = [(f"iiqsync (2 workers x -P {args.pool} -c {per_worker})", {})]
+    if args.spare:
+        contenders.append((f"iiqsync (1 worker x -c {conc + args.spare}, RequestsInFlight {conc})",
+                           dict(workers=1, concurrency=conc + args.spare, in_flight=conc)))
     with common.simulator(*sim_args) as (url, sim):
         warm_up = None
         if not args.no_page_cache:
@@ -212,23 +232,33 @@ def setting_api(args) -> dict:
             set_knobs(url, latency_ms=latency, item_latency_ms=item_latency)
         check = simulator_check(url, conc, warm_up["runs"][0]["page_size"] if warm_up else size,
                                 None)
-        result = run_iiqsync(sim, url, ["assets"],
-                             tag=f"iiqsync (2 workers x -P {args.pool} -c {conc // 2})", **workers)
-    run = result["runs"][0]
+        timed = []
+        for tag, change in contenders:
+            httpx.post(url + "/_sim/reset", timeout=10).raise_for_status()
+            result = run_iiqsync(sim, url, ["assets"], tag=tag, **{**workers, **change})
+            # The simulator's log of answers: when each page request arrived and ended.
+            result["served"] = httpx.get(url + "/_sim/served", timeout=10).json()
+            result["most_page_requests_in_flight"] = most_page_requests_in_flight(result["served"])
+            timed.append(result)
+    run = timed[0]["runs"][0]
     # Every request waits latency, every item item_latency: spread over the 16 slots.
     ideal = (run["pages"] * latency + item_latency * run["rows"]) / 1000 / conc
     pages = math.ceil(args.api_assets / size)
     ideal_fixed = pages * (latency + item_latency * size) / 1000 / conc
     per_page = (latency + item_latency * run["page_size"]) / 1000
     check["nominal_s"] = round(per_page, 3)
+    for result in timed:
+        result["ratio_wall_to_ideal"] = round(result["seconds"] / ideal, 2)
+        result["ratio_wall_to_ideal_at_page_size_setting"] = round(result["seconds"] / ideal_fixed, 2)
     return {"setting": "api", "simulator": sim_args, "page_size_setting": size,
             "pages": run["pages"], "page_size": run["page_size"],
             "per_page_latency_s": round(per_page, 3), "concurrency": conc,
             "ideal_s": round(ideal, 2), "whole_waves_s": round(math.ceil(run["pages"] / conc) * per_page, 2),
-            "simulator_check": check, "results": [r for r in (warm_up, result) if r],
-            "ratio_wall_to_ideal": round(result["seconds"] / ideal, 2),
+            "simulator_check": check, "results": [r for r in (warm_up, *timed) if r],
+            "ratio_wall_to_ideal": [r["ratio_wall_to_ideal"] for r in timed],
             "ideal_at_page_size_setting_s": round(ideal_fixed, 2),
-            "ratio_wall_to_ideal_at_page_size_setting": round(result["seconds"] / ideal_fixed, 2)}
+            "ratio_wall_to_ideal_at_page_size_setting":
+                [r["ratio_wall_to_ideal_at_page_size_setting"] for r in timed]}
 
 
 def setting_scale(args) -> dict:
@@ -245,7 +275,7 @@ SETTINGS = {"cpu": setting_cpu, "api": setting_api, "scale": setting_scale}
 def show(out: dict) -> None:
     print(f"\n== {out['setting']}  (simulator {' '.join(out['simulator'])})")
     for r in out["results"]:
-        line = f"  {r['method']:<44} {r['rows']:>8} rows {r['seconds']:>8.1f} s {r['rows_per_s']:>7} rows/s"
+        line = f"  {r['method']:<50} {r['rows']:>8} rows {r['seconds']:>8.1f} s {r['rows_per_s']:>7} rows/s"
         if "worker_peak_rss_mb_each" in r:
             line += (f"  worker peak RSS {r['worker_peak_rss_mb_each']:.0f} MB each"
                      f" ({r['worker_processes']} processes)"
@@ -255,6 +285,9 @@ def show(out: dict) -> None:
         cpu = r.get("worker_cpu_seconds", r.get("cpu_seconds"))
         line += f"  CPU {cpu:.1f} s (simulator {r['simulator_cpu_seconds']:.1f} s)"
         print(line)
+        if "ratio_wall_to_ideal" in r:
+            print(f"  {'':<50} wall / ideal {r['ratio_wall_to_ideal']:.2f}, at most "
+                  f"{r['most_page_requests_in_flight']} page requests in flight")
     for key in ("ratio_iiqsync_to_floor", "ratio_old_to_floor", "pages", "page_size", "ideal_s",
                 "whole_waves_s", "ratio_wall_to_ideal", "ideal_at_page_size_setting_s",
                 "ratio_wall_to_ideal_at_page_size_setting", "simulator_check"):
@@ -275,6 +308,9 @@ def main() -> int:
     p.add_argument("--item-latency-ms", type=float, default=2.0, help="api: latency per item")
     p.add_argument("--pool", default="prefork", choices=("prefork", "threads"),
                    help="api: the workers' pool")
+    p.add_argument("--spare", type=int, default=8,
+                   help="api: also run one worker with 16 + SPARE processes sharing "
+                        "RequestsInFlight 16 (0: leave that run out)")
     p.add_argument("--no-page-cache", action="store_true",
                    help="api: the simulator builds every page it serves, on these cores")
     p.add_argument("--latency-added", action="store_true",

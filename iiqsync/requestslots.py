@@ -10,6 +10,11 @@ The permits are lock files in a directory the worker's main process makes before
 forks its pool. A task holds one with ``flock`` while its request is out. The kernel
 releases a dead process's locks, so a worker killed mid-request frees its permit;
 nothing has to notice or clean up.
+
+When every permit is taken, waiters queue on one more lock file, the door, blocked
+in the kernel at no CPU cost; only the one past the door looks for a free permit
+every few milliseconds. (Every waiter looking at once took CPU from the processes
+parsing pages, which is the work the spare processes are there to overlap.)
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
-# How often a task that found every permit taken looks again: short next to a
-# request to IIQ (hundreds of ms), long enough that waiting costs no CPU to speak of.
-POLL_SECONDS = 0.004
+# How often the waiter past the door looks for a free permit again: short next to a
+# request to IIQ (hundreds of ms), long enough that one waiter costs no CPU to speak of.
+POLL_SECONDS = 0.002
+DOOR = "door"
 
 _directory: str | None = None
 _size = 0
@@ -46,8 +52,8 @@ def setup(size: int) -> str | None:
         return None
     _directory = tempfile.mkdtemp(prefix="iiqsync-requests-")
     _size = size
-    for i in range(size):
-        with open(os.path.join(_directory, str(i)), "wb"):
+    for name in [*map(str, range(size)), DOOR]:
+        with open(os.path.join(_directory, name), "wb"):
             pass
     return _directory
 
@@ -61,14 +67,16 @@ def teardown() -> None:
     _local.__dict__.clear()
 
 
-def _files() -> list[int]:
+def _files() -> tuple[list[int], int]:
+    """This thread's open permit files and door."""
     fds = getattr(_local, "fds", None)
     if fds is None or _local.pid != os.getpid():
         # A file opened before a fork is the same open file in the child, whose lock
         # would be the parent's: open them anew in every process.
         fds = [os.open(os.path.join(_directory, str(i)), os.O_RDWR) for i in range(_size)]
+        _local.door = os.open(os.path.join(_directory, DOOR), os.O_RDWR)
         _local.fds, _local.pid = fds, os.getpid()
-    return fds
+    return fds, _local.door
 
 
 def _take(fds: list[int]) -> int | None:
@@ -91,7 +99,7 @@ def held() -> Iterator[None]:
         yield
         return
     try:
-        fds = _files()
+        fds, door = _files()
     except OSError as exc:  # the worker is shutting down and took the permits away
         log.warning("request permits unavailable (%s): asking IIQ without one", exc)
         yield
@@ -99,9 +107,14 @@ def held() -> Iterator[None]:
     fd = _take(fds)
     if fd is None:
         waited = time.monotonic()
-        while fd is None:
-            time.sleep(POLL_SECONDS)
+        fcntl.flock(door, fcntl.LOCK_EX)  # one waiter at a time looks; the rest sleep
+        try:
             fd = _take(fds)
+            while fd is None:
+                time.sleep(POLL_SECONDS)
+                fd = _take(fds)
+        finally:
+            fcntl.flock(door, fcntl.LOCK_UN)
         log.debug("waited %.3f s for one of %d request permits", time.monotonic() - waited,
                   len(fds))
     try:

@@ -227,6 +227,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def most_in_flight(served: list[dict], route: str, min_items: int = 0) -> int:
+    """From a ``served()`` log: the most answers of ``route`` with at least
+    ``min_items`` items that were in progress at one time."""
+    events = []
+    for one in served:
+        if one["route"] == route and one["items"] >= min_items:
+            events += [(one["start"], 1), (one["end"], -1)]
+    most = now = 0
+    for _, step in sorted(events):  # at equal times an end (-1) sorts before a start
+        now += step
+        most = max(most, now)
+    return most
+
+
 class SimulatorServer:
     """A fake IIQ instance on ``host:port`` (port 0 picks a free one).
 
@@ -403,15 +417,7 @@ class SimulatorServer:
     def most_in_flight(self, route: str, min_items: int = 0) -> int:
         """The most list requests of ``route`` that were being answered at one time,
         counting those that sent at least ``min_items`` items."""
-        events = []
-        for one in self.served():
-            if one["route"] == route and one["items"] >= min_items:
-                events += [(one["start"], 1), (one["end"], -1)]
-        most = now = 0
-        for _, step in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start
-            now += step
-            most = max(most, now)
-        return most
+        return most_in_flight(self.served(), route, min_items)
 
     def _bump(self, route: str, counter: str, n: int = 1) -> None:
         with self._lock:
