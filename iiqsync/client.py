@@ -19,7 +19,7 @@ import httpx
 import msgspec
 import orjson
 
-from . import metrics
+from . import metrics, requestslots
 from .config import Settings
 from .decode import page_decoder
 from .entities import CUSTOM_FIELDS_ROUTE, Entity
@@ -169,12 +169,15 @@ class IIQClient:
         self.stats["requests"] += 1
         where = f"{method} {path}"
         try:
-            response = self._http.request(
-                method, path, params=params,
-                content=orjson.dumps(body) if body is not None else None,
-                headers={"Content-Type": "application/json"} if body is not None else None,
-            )
-            content = response.content  # reads the whole body; a cut-off body raises here
+            # A page task's request holds one of the worker's [Celery] RequestsInFlight
+            # permits while on the wire, and not while its answer is decoded.
+            with requestslots.on_the_wire():
+                response = self._http.request(
+                    method, path, params=params,
+                    content=orjson.dumps(body) if body is not None else None,
+                    headers={"Content-Type": "application/json"} if body is not None else None,
+                )
+                content = response.content  # reads the whole body; a cut-off body raises here
         except httpx.TimeoutException:
             metrics.count_request("timeout")
             raise RetriableError(f"{where} timed out after {self.settings.timeout:g}s") from None

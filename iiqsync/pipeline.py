@@ -380,8 +380,8 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
                                           entity, *window)
              for window in probes_to_read_early(run, index)}
     # A worker with [Celery] RequestsInFlight below its pool size lets only that
-    # many wait on IIQ; the rest parse and stage pages meanwhile.
-    with requestslots.held():
+    # many page requests wait on IIQ; the rest decode and stage pages meanwhile.
+    with requestslots.counted():
         fetched = client.fetch_page(entity, index, run.page_size)
     reads = probes(tables, page, fetched, client,
                    {window: asked.result() for window, asked in early.items()})

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ _size = 0
 # flock locks belong to an open file: each thread (of a -P threads worker) opens the
 # files itself, so that two threads of one process never share a permit.
 _local = threading.local()
+# Set by a page task around its page's read: the client's requests within take a
+# permit while on the wire (``on_the_wire``). Other requests (drift probes, a few
+# dozen items each, read alongside; plan's) do not count against the cap.
+_counted: ContextVar[bool] = ContextVar("iiqsync_request_counted", default=False)
 
 
 def setup(size: int) -> str | None:
@@ -121,6 +126,29 @@ def held() -> Iterator[None]:
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def counted() -> Iterator[None]:
+    """Within the block, requests the client sends in this context hold a permit
+    while they are on the wire (see ``on_the_wire``)."""
+    token = _counted.set(True)
+    try:
+        yield
+    finally:
+        _counted.reset(token)
+
+
+@contextlib.contextmanager
+def on_the_wire() -> Iterator[None]:
+    """Around one request's exchange with IIQ, from sending it to the last byte of
+    its answer: holds a permit inside ``counted``, nothing outside it. Decoding
+    the answer happens after, so the permit passes to a waiting process at once."""
+    if not _counted.get():
+        yield
+        return
+    with held():
+        yield
 
 
 def cap_slots(pool_size: int, cap: int) -> int:
