@@ -9,18 +9,21 @@ token is sent in a header and never appears in a message.
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
+import socket
 import ssl
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 import orjson
 
 from . import metrics, requestslots
-from .config import Settings
+from .config import Settings, _mask_url
 from .decode import page_decoder
 from .entities import CUSTOM_FIELDS_ROUTE, Entity
 from .errors import (
@@ -28,6 +31,7 @@ from .errors import (
     AuthError,
     CertificateError,
     FatalError,
+    InstanceUnreachableError,
     RateLimitedError,
     RetriableError,
     UnreachableError,
@@ -37,6 +41,11 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
+# A run's first request that cannot connect at all (the name does not resolve,
+# nothing listens) is tried this many more times, a moment apart, and then reported
+# as a wrong [IncidentIQ] Instance rather than retried for minutes like an outage.
+FIRST_CONTACT_RETRIES = 2
+FIRST_CONTACT_DELAY = 0.5
 
 
 @dataclass
@@ -82,6 +91,25 @@ def _certificate_refused(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _unreachable_reason(exc: BaseException, base_url: str) -> str:
+    """Why a connection could not be made, in a few words: "name does not resolve",
+    "connection refused (nothing listens on port 8443)", ..."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            if seen.errno == socket.EAI_AGAIN:
+                return "its name could not be resolved (no answer from DNS)"
+            return "name does not resolve"
+        if isinstance(seen, ConnectionRefusedError):
+            parts = urlsplit(base_url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            return f"connection refused (nothing listens on port {port})"
+        if isinstance(seen, OSError) and seen.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "no route to the host"
+        seen = seen.__cause__ or seen.__context__
+    return str(exc).strip() or type(exc).__name__
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -143,26 +171,46 @@ class IIQClient:
 
     # -- one request, with retries --------------------------------------------
     def request(self, method: str, path: str, params: dict | None = None,
-                body: dict | None = None, decoder: msgspec.json.Decoder | None = None) -> dict:
+                body: dict | None = None, decoder: msgspec.json.Decoder | None = None,
+                first_contact: bool = False) -> dict:
         """Send one call and return the parsed JSON envelope (with ``decoder``, only
-        what it keeps of it; the whole of it when the body does not fit it)."""
+        what it keeps of it; the whole of it when the body does not fit it).
+
+        ``first_contact``: the first request of a run. If IIQ cannot be reached at
+        all, it is tried ``FIRST_CONTACT_RETRIES`` more times, briefly, and then
+        ``InstanceUnreachableError`` names the setting; once IIQ has answered (or
+        without ``first_contact``) the fault is an outage, retried with back-off."""
         attempt = 0
+        quick = min(FIRST_CONTACT_RETRIES, self.max_retries)
         while True:
             try:
                 return self._once(method, path, params, body, decoder)
             except RetriableError as exc:
-                if attempt >= self.max_retries:
-                    raise
-                delay = backoff(attempt, exc.retry_after)
-                if isinstance(exc, RateLimitedError):
-                    self.stats["rate_limited"] += 1
-                    # Tell every worker to pause, not only this one.
-                    self.budget.pause(exc.retry_after if exc.retry_after is not None else delay)
-                self.stats["retries"] += 1
-                log.warning("IIQ %s %s: %s; retry %d/%d in %.1fs", method, path, exc,
-                            attempt + 1, self.max_retries, delay)
-                self._sleep(delay)
+                error = exc
+            if first_contact and isinstance(error, UnreachableError):
+                if attempt >= quick:
+                    raise InstanceUnreachableError(
+                        f"cannot reach IIQ at {_mask_url(self.settings.base_url)}: "
+                        f"{error.reason} — check [IncidentIQ] Instance") from None
                 attempt += 1
+                log.info("IIQ %s %s: %s; retry %d/%d", method, path, error, attempt, quick)
+                self._sleep(FIRST_CONTACT_DELAY * attempt)
+                continue
+            # The host was reached (a timeout, an error status): from here on a fault
+            # is an outage's, retried with back-off.
+            first_contact = False
+            if attempt >= self.max_retries:
+                raise error
+            delay = backoff(attempt, error.retry_after)
+            if isinstance(error, RateLimitedError):
+                self.stats["rate_limited"] += 1
+                # Tell every worker to pause, not only this one.
+                self.budget.pause(error.retry_after if error.retry_after is not None else delay)
+            self.stats["retries"] += 1
+            log.warning("IIQ %s %s: %s; retry %d/%d in %.1fs", method, path, error,
+                        attempt + 1, self.max_retries, delay)
+            self._sleep(delay)
+            attempt += 1
 
     def _once(self, method, path, params, body, decoder=None) -> dict:
         self.budget.acquire()
@@ -190,7 +238,8 @@ class IIQClient:
                     f"verified ({exc}); if IIQ is reached through a proxy or a private CA, set "
                     "[IncidentIQ] CaBundle to that CA's certificate file") from None
             raise UnreachableError(f"{where}: cannot connect to {self.settings.base_url} ({exc}); "
-                                   "check [IncidentIQ] Instance") from None
+                                   "check [IncidentIQ] Instance",
+                                   _unreachable_reason(exc, self.settings.base_url)) from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError,
                 httpx.ProxyError, httpx.DecodingError) as exc:
             metrics.count_request("connection")
@@ -240,12 +289,14 @@ class IIQClient:
         size = self.settings.page_size
         return min(size, entity.max_page_size) if entity.max_page_size else size
 
-    def fetch_page(self, entity: Entity, page: int, page_size: int | None = None) -> Page:
-        """One page of ``entity``, checked for the shape the sync relies on."""
+    def fetch_page(self, entity: Entity, page: int, page_size: int | None = None,
+                   first_contact: bool = False) -> Page:
+        """One page of ``entity``, checked for the shape the sync relies on.
+        ``first_contact``: see ``request``."""
         page_size = page_size or self.page_size_for(entity)
         data = self.request(entity.method, entity.route,
                             self.list_params(entity, page, page_size), self.list_body(entity),
-                            page_decoder(entity))
+                            page_decoder(entity), first_contact=first_contact)
         items = data.get("Items")
         if not isinstance(items, list):
             raise RetriableError(f"{entity.route} page {page}: the response has no Items list")
@@ -262,10 +313,13 @@ class IIQClient:
         return Page(page, items, None if total is None else int(total),
                     None if page_count is None else int(page_count), page_size)
 
-    def custom_field_definitions(self, entity: Entity) -> list[FieldDefinition]:
-        """The entity's custom fields (ids, names, editor types)."""
+    def custom_field_definitions(self, entity: Entity,
+                                 first_contact: bool = False) -> list[FieldDefinition]:
+        """The entity's custom fields (ids, names, editor types). ``first_contact``:
+        see ``request``."""
         data = self.request("POST", CUSTOM_FIELDS_ROUTE, {"$p": 0, "$s": 999999},
-                            {"SiteScope": "Aggregate", "Strategy": entity.custom_fields.strategy})
+                            {"SiteScope": "Aggregate", "Strategy": entity.custom_fields.strategy},
+                            first_contact=first_contact)
         items = data.get("Items")
         if not isinstance(items, list):
             raise RetriableError(f"{CUSTOM_FIELDS_ROUTE}: the response has no Items list")

@@ -29,7 +29,15 @@ class DatabaseUnavailableError(RetriableError):
 
 
 class UnreachableError(RetriableError):
-    """IIQ could not be reached at all (connection refused, no route, unknown name)."""
+    """IIQ could not be reached at all (connection refused, no route, unknown name).
+
+    ``reason`` says why in a few words ("name does not resolve"). Retried like an
+    outage once a run has started; at a run's first request it is an
+    ``InstanceUnreachableError`` instead."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class RateLimitedError(RetriableError):
@@ -60,6 +68,13 @@ class AuthError(FatalError):
 
 class CertificateError(FatalError):
     """IIQ's TLS certificate could not be verified; retrying cannot change that."""
+
+
+class InstanceUnreachableError(FatalError):
+    """A run's first request could not reach IIQ at all (the name does not resolve,
+    nothing listens on the port): ``[IncidentIQ] Instance`` is most likely wrong, and
+    retrying for minutes would only delay saying so. The same fault later in a run is
+    an ``UnreachableError``, retried as an outage."""
 
 
 class ApiError(FatalError):

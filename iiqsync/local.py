@@ -10,7 +10,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from . import pipeline
 from .client import IIQClient
 from .config import Settings
-from .errors import AuthError, CertificateError, IIQSyncError, UnreachableError
+from .errors import (
+    AuthError,
+    CertificateError,
+    IIQSyncError,
+    InstanceUnreachableError,
+    UnreachableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +95,7 @@ def _fetch_all(settings, entity, run_id, pages, client, progress) -> None:
 
 # Failures that every later entity would meet the same way: why the rest are not run.
 STOPS_EVERY_ENTITY = ((AuthError, "the token was refused"),
+                      (InstanceUnreachableError, "IIQ could not be reached"),
                       (UnreachableError, "IIQ could not be reached"),
                       (CertificateError, "IIQ's TLS certificate could not be verified"))
 

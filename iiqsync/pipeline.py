@@ -140,15 +140,16 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:2000]
 
 
-def abort(ctx: Context, entity: Entity, run_id: str, reason: str) -> bool:
+def abort(ctx: Context, entity: Entity, run_id: str, reason: str,
+          level: int = logging.ERROR) -> bool:
     """Fail a run: record why, drop its staging tables, free the lock. Final tables
-    are never touched on this path."""
+    are never touched on this path. The failure is logged at ``level``."""
     failed = ctx.books.fail(run_id, entity.name, reason)
     run = ctx.books.get(run_id)
     layout = run.layout.get("cf", []) if run else []
     swap.drop_staging(ctx.engine, swap.build(entity, ctx.settings, ctx.dialect, run_id, layout))
     if failed:
-        log.error("run %s of %s failed: %s", run_id, entity.name, reason)
+        log.log(level, "run %s of %s failed: %s", run_id, entity.name, reason)
     return failed
 
 
@@ -208,11 +209,13 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
     try:
         # The field definitions and TotalRows are read at the same time. One item is
         # enough to learn TotalRows: page 0 itself is read by a page task, in
-        # parallel with every other page.
+        # parallel with every other page. These are the run's first requests: an IIQ
+        # that cannot be reached at all here is a wrong [IncidentIQ] Instance, said
+        # within seconds (InstanceUnreachableError), not retried like an outage.
         with ThreadPoolExecutor(1, thread_name_prefix="iiqsync-plan") as side:
-            asked = (side.submit(client.custom_field_definitions, entity)
+            asked = (side.submit(client.custom_field_definitions, entity, first_contact=True)
                      if entity.custom_fields else None)
-            total = client.fetch_page(entity, 0, 1).total_rows
+            total = client.fetch_page(entity, 0, 1, first_contact=True).total_rows
             definitions = asked.result() if asked is not None else []
         page_size = client.page_size_for(entity)
         if total is None:
@@ -240,7 +243,9 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
         run = ctx.books.get(run_id)
         swap.create_staging(ctx.engine, _tables_for(ctx, entity, run))
     except BaseException as exc:
-        abort(ctx, entity, run_id, _error_text(exc))
+        # In-process, the caller prints the outcome: logged, it would be said twice.
+        abort(ctx, entity, run_id, _error_text(exc),
+              logging.INFO if mode == "local" else logging.ERROR)
         raise
     log.info("run %s of %s planned: %s rows in %d pages of %d", run_id, entity.name, total,
              pages, page_size)

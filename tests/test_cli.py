@@ -3,8 +3,11 @@ as a monitoring check, and clear errors for bad settings."""
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from .conftest import TOKEN, make_env, run_cli
@@ -108,7 +111,7 @@ def test_unreachable_instance_and_database_are_clear(tmp_path, sqlite_url):
     env = make_env("http://127.0.0.1:9", sqlite_url, IIQSYNC_INCIDENTIQ_MAXRETRIES=1)
     done = run_cli(["sync", "teams", "rooms", "--local", "--no-progress"], env, timeout=60)
     assert done.returncode == 1
-    assert "cannot connect to http://127.0.0.1:9" in done.stdout
+    assert "cannot reach IIQ at http://127.0.0.1:9: connection refused" in done.stdout
     assert done.stdout.count("[IncidentIQ] Instance") == 1, "said once, not per entity"
     assert "rooms  not run    not attempted: IIQ could not be reached" in done.stdout
     env = make_env("http://127.0.0.1:9", "postgresql+psycopg2://nobody:hunter2@127.0.0.1:1/none")
@@ -158,3 +161,41 @@ def test_demo_refuses_a_negative_count_and_a_page_size_iiq_cannot_serve(tmp_path
         assert said in done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "d.db").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("where", ["unknown-name", "nothing-listens"])
+def test_an_instance_that_cannot_be_reached_is_said_within_seconds(where, sqlite_url):
+    """A wrong [IncidentIQ] Instance is not an IIQ outage: the first request of the
+    run fails within seconds (with the default MaxRetries), with one message naming
+    the setting and the URL tried, and no retry warnings."""
+    if where == "unknown-name":
+        instance, said = "iiq.invalid", "cannot reach IIQ at https://iiq.invalid: "
+    else:
+        port = free_port()
+        instance = f"http://127.0.0.1:{port}"
+        said = (f"cannot reach IIQ at {instance}: connection refused (nothing listens on port "
+                f"{port}) — check [IncidentIQ] Instance")
+    env = make_env(instance, sqlite_url)
+    del env["IIQSYNC_GENERAL_TIMEOUT"]  # the defaults a new user has
+    started = time.monotonic()
+    done = run_cli(["sync", "--local", "--no-progress"], env, timeout=120)
+    took = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert took < 10, f"{took:.1f}s to say the instance cannot be reached"
+    assert said in done.stdout, output
+    if where == "unknown-name":
+        assert "resolve" in done.stdout and "— check [IncidentIQ] Instance" in done.stdout
+    assert "retry" not in output, "no retry warnings"
+    assert output.count("[IncidentIQ] Instance") == 1, output
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("users") and "failed" in lines[0]
+    assert all("not attempted: IIQ could not be reached" in line for line in lines[1:]), output
+    assert len(lines) == 6
+    assert TOKEN not in output and "Traceback" not in output

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -683,3 +684,66 @@ def test_run_ended_elsewhere_during_its_swap_changes_nothing(request, database, 
     assert (run["status"], run["error"]) == ("failed", "abandoned: swept while finishing")
     assert asset_keys(db_url) == before
     db.get_engine(db_url).dispose()
+
+
+# -- IIQ out of reach: a wrong instance at the start, an outage in the middle ----------------
+def test_a_worker_says_at_once_that_the_instance_cannot_be_reached(pg_url, redis_url,
+                                                                  worker_factory):
+    """Nothing listens at [IncidentIQ] Instance: the plan task does not retry for
+    minutes ([Run] TaskRetries times, each after the client's own retries) but fails
+    the run within seconds, naming the setting and the URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    instance = f"http://127.0.0.1:{port}"
+    env = worker_env(instance, pg_url, redis_url)
+    worker_factory(env, concurrency=2)
+    started = time.monotonic()
+    done = run_cli(["sync", "teams", "--wait", "--timeout", "90", "--no-progress"], env,
+                   timeout=180)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (f"InstanceUnreachableError: cannot reach IIQ at {instance}: connection refused "
+            f"(nothing listens on port {port}) — check [IncidentIQ] Instance") in done.stdout, \
+        done.stdout
+    assert took < 20, f"{took:.1f}s"
+    assert TOKEN not in done.stdout + done.stderr
+    db.get_engine(pg_url).dispose()
+
+
+def test_iiq_gone_during_a_run_is_an_outage_and_retried(iiq, district, sqlite_url):
+    """Once plan has reached IIQ, a refused connection is an outage, not a wrong
+    instance: page reads keep retrying with back-off (longer than the first request's
+    quick tries) and the run succeeds once IIQ is back."""
+    from urllib.parse import urlsplit
+
+    from iiqsync import pipeline
+    from iiqsync.client import FIRST_CONTACT_DELAY, FIRST_CONTACT_RETRIES, IIQClient
+
+    from .conftest import make_settings
+
+    proxy = Proxy(urlsplit(iiq.url).port).start()
+    settings = make_settings(f"http://127.0.0.1:{proxy.port}", sqlite_url,
+                             IIQSYNC_INCIDENTIQ_MAXRETRIES=10)
+    quick = sum(FIRST_CONTACT_DELAY * (n + 1) for n in range(FIRST_CONTACT_RETRIES))
+    outage = 2 * quick + 1
+    try:
+        with IIQClient(settings) as client:
+            planned = pipeline.plan(settings, "teams", mode="local", client=client)
+            assert planned["status"] == "planned"
+            proxy.cut()
+            back = threading.Timer(outage, proxy.restore)
+            back.start()
+            started = time.monotonic()
+            for page in pipeline.pages_to_fetch(planned):
+                pipeline.fetch_page(settings, "teams", planned["run_id"], page, client=client)
+            waited = time.monotonic() - started
+            back.join()
+            outcome = pipeline.finalize(settings, "teams", planned["run_id"], client=client)
+            retries = client.stats["retries"]
+    finally:
+        proxy.cut()
+    assert waited >= outage - 0.5 and retries >= 1, (waited, retries)
+    assert outcome["status"] == "succeeded", outcome
+    assert outcome["rows"] == district.count("teams")
+    db.get_engine(sqlite_url).dispose()
