@@ -358,10 +358,18 @@ def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(settings.connection_string).port  # noqa: B018  (a bad port raises here)
+        url = make_url(settings.connection_string)
+        url.port  # noqa: B018  (a bad port raises here)
     except (ArgumentError, ValueError):
         problems.append("[Database] ConnectionString is not a SQLAlchemy URL "
                         "(expected e.g. postgresql+psycopg2://user:pass@host/db)")
+    else:
+        if _in_memory_sqlite(url):
+            problems.append(
+                f"[Database] ConnectionString {_mask_url(settings.connection_string)} is an "
+                "in-memory SQLite database: every connection, and every worker process, "
+                "would get its own empty one, so nothing could be kept; give a file "
+                "path instead, e.g. sqlite:///iiqsync.db")
     for k in ("BrokerUrl", "ResultBackend"):
         url = settings.get("Celery", k)
         if url and "://" not in url:
@@ -420,6 +428,15 @@ def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
             problems.append("[IncidentIQ] Instance is not a host name or http(s) URL")
     if not settings.token:
         problems.append("[IncidentIQ] Token is missing; env IIQSYNC_INCIDENTIQ_TOKEN")
+
+
+def _in_memory_sqlite(url) -> bool:
+    """sqlite://, sqlite:///, sqlite:///:memory: and URI forms of a memory database."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return (database in ("", ":memory:") or database.startswith("file::memory:")
+            or url.query.get("mode") == "memory")
 
 
 def parse_schedule(spec: str):

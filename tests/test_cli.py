@@ -199,3 +199,17 @@ def test_an_instance_that_cannot_be_reached_is_said_within_seconds(where, sqlite
     assert all("not attempted: IIQ could not be reached" in line for line in lines[1:]), output
     assert len(lines) == 6
     assert TOKEN not in output and "Traceback" not in output
+
+
+def test_in_memory_sqlite_is_a_configuration_error(iiq):
+    """sqlite:// would give each connection its own empty database ("no such table"):
+    a configuration problem naming the key, before anything is read or written."""
+    for url in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        for args in (["sync", "teams", "--local", "--no-progress"], ["status"], ["sweep"]):
+            done = run_cli(args, make_env(iiq.url, url), timeout=60)
+            assert done.returncode == 2, (url, args, done.stdout + done.stderr)
+            assert f"[Database] ConnectionString {url} is an in-memory SQLite database" \
+                in done.stderr, done.stderr
+            assert "e.g. sqlite:///iiqsync.db" in done.stderr
+            assert "no such table" not in done.stderr and "Traceback" not in done.stderr
+    assert iiq.count("requests") == 0

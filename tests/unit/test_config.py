@@ -331,6 +331,34 @@ def test_connection_string_with_bad_port_is_reported_with_the_others():
     assert "hunter2" not in text
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:",
+                                 "sqlite+pysqlite://",
+                                 "sqlite:///file::memory:?cache=shared&uri=true",
+                                 "sqlite:///file:iiq?mode=memory&uri=true"])
+def test_in_memory_sqlite_is_a_problem_suggesting_a_file(tmp_path, url):
+    # Each connection (and each worker) would get its own empty database.
+    path = write_variant(tmp_path, (
+        "ConnectionString: 'postgresql://azurediamond:hunter2@localhost/mydatabase'",
+        f"ConnectionString: {url}"))
+    for require_iiq in (True, False):  # sync as well as status, sweep and config
+        with pytest.raises(ConfigError) as excinfo:
+            config.load(path, env={}, require_iiq=require_iiq)
+        [problem] = problems_of(excinfo)
+        assert problem.startswith(f"[Database] ConnectionString {url} is an in-memory SQLite "
+                                  "database"), problem
+        assert "e.g. sqlite:///iiqsync.db" in problem
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(OLD_CONFIG, env={"IIQSYNC_DATABASE_CONNECTIONSTRING": url})
+    assert "[Database] ConnectionString" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///iiqsync.db", "sqlite:////var/lib/iiqsync/iiq.db",
+                                 "sqlite:///file:iiq.db?uri=true"])
+def test_sqlite_file_is_fine(url):
+    assert config.load(OLD_CONFIG, env={"IIQSYNC_DATABASE_CONNECTIONSTRING": url}
+                       ).connection_string == url
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     path = write_variant(
         tmp_path,
