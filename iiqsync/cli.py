@@ -364,22 +364,66 @@ def cmd_status(args) -> int:
         age = _age(now - last_ok[entity]) if entity in last_ok else "never"
         return f"{age} STALE" if entity in stale else age
 
+    columns = _columns()
     print(f"{'entity':<10} {'status':<9} {'started (UTC)':<19} {'took':>7} {'rows':>9}  "
           f"{'last success':<15} error")
+    untold = []  # runs whose error does not fit on their row: printed whole below
     for r in sorted(rows, key=lambda r: (r.entity, r.started), reverse=False):
         took = f"{(r.finished - r.started).total_seconds():.0f}s" if r.finished else "-"
-        error = (r.error or "").partition("\n")[0][:80] if r.status != "succeeded" else ""
-        print(f"{r.entity:<10} {r.status:<9} {r.started:%Y-%m-%d %H:%M:%S} {took:>7} "
-              f"{(r.rows if r.rows is not None else '-'):>9}  {last_success(r.entity):<15} {error}"
-              .rstrip())
+        line = (f"{r.entity:<10} {r.status:<9} {r.started:%Y-%m-%d %H:%M:%S} {took:>7} "
+                f"{(r.rows if r.rows is not None else '-'):>9}  {last_success(r.entity):<15} ")
+        error = (r.error or "").strip() if r.status != "succeeded" else ""
+        room = max(columns - len(line), STATUS_ERROR_MIN)
+        if "\n" in error or len(error) > room:
+            untold.append(r)
+            error = error.partition("\n")[0][:room - 1] + "…"
+        print((line + error).rstrip())
     seen = {r.entity for r in rows}
     for name in ENTITIES:
         if name not in seen:
             print(f"{name:<10} {'-':<9} {'-':<19} {'-':>7} {'-':>9}  {last_success(name)}")
+    if untold:
+        _print_errors(untold, columns)
     if stale:
         print(f"STALE: no success within {args.max_age:g}h: {', '.join(stale)}", file=sys.stderr)
         return 1
     return 0
+
+
+# The error column of `iiqsync status` is at least this wide, however narrow the
+# terminal; an error longer than the room left is printed whole under the table.
+STATUS_ERROR_MIN = 40
+
+
+def _columns() -> int:
+    """The terminal's width; when the output is not a terminal, a width that keeps a
+    row of the table on one line for most errors ($COLUMNS if set)."""
+    import shutil
+
+    return shutil.get_terminal_size((160, 24)).columns
+
+
+def _print_errors(runs, columns: int) -> None:
+    """The whole error of each run, under the table: wrapped to the terminal's width,
+    or, piped, each line of it whole (so that grep finds it)."""
+    import textwrap
+
+    wrap = sys.stdout.isatty()
+    print("\nerrors:")
+    for r in runs:
+        print(f"  {r.entity}: {r.status} run {r.run_id} (started "
+              f"{r.started:%Y-%m-%d %H:%M:%S} UTC)")
+        for part in r.error.strip().splitlines():
+            text = part.strip()
+            indent = "    " + part[:len(part) - len(text)]
+            if not wrap:
+                print(indent + text)
+                continue
+            # A list item ("- [General] PageSize: ...") wraps under its text.
+            hang = indent + ("  " if text.startswith("- ") else "")
+            print(textwrap.fill(text, width=max(columns, STATUS_ERROR_MIN), initial_indent=indent,
+                                subsequent_indent=hang, break_long_words=False,
+                                break_on_hyphens=False))
 
 
 def _age(delta) -> str:

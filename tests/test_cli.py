@@ -3,14 +3,18 @@ as a monitoring check, and clear errors for bad settings."""
 
 from __future__ import annotations
 
+import os
+import pty
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from .conftest import TOKEN, make_env, run_cli
+from .conftest import ROOT, TOKEN, make_env, run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -213,3 +217,58 @@ def test_in_memory_sqlite_is_a_configuration_error(iiq):
             assert "e.g. sqlite:///iiqsync.db" in done.stderr
             assert "no such table" not in done.stderr and "Traceback" not in done.stderr
     assert iiq.count("requests") == 0
+
+
+def failed_run_error(db_url: str, entity: str) -> str:
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        error = conn.exec_driver_sql("SELECT error FROM iiqsync_runs WHERE entity = ? "
+                                     "AND status = 'failed'", (entity,)).scalar_one()
+    engine.dispose()
+    return error
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_status_shows_the_whole_error(sqlite_url):
+    """The reason a run failed is shown whole: piped, on one line each under the table
+    (grep finds it); in a terminal, wrapped to its width."""
+    port = free_port()
+    env = make_env(f"http://127.0.0.1:{port}", sqlite_url)
+    assert run_cli(["sync", "teams", "--local", "--no-progress"], env, timeout=60).returncode == 1
+    error = failed_run_error(sqlite_url, "teams")
+    assert len(error) > 100 and error.endswith("check [IncidentIQ] Instance"), error
+
+    piped = run_cli(["status"], {**env, "COLUMNS": "100"})
+    assert piped.returncode == 0, piped.stderr
+    assert f"    {error}\n" in piped.stdout, piped.stdout
+    rows = {line.split()[0]: line for line in piped.stdout.splitlines()[1:7]}
+    assert rows["teams"].split()[1] == "failed" and "InstanceUnreachableError" in rows["teams"]
+
+    width = 72
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "status"], stdout=child,
+                            stderr=subprocess.PIPE, cwd=str(ROOT),
+                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env,
+                                 "COLUMNS": str(width)})
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert proc.wait(30) == 0
+    shown = b"".join(chunks).decode().replace("\r\n", "\n")
+    block = shown.split("\nerrors:\n", 1)[1].splitlines()
+    assert block[0].startswith("  teams: failed run ")
+    text = block[1:]
+    assert len(text) > 1 and all(len(line) <= width and line.startswith("    ")
+                                 for line in text), text
+    assert words(" ".join(text)) == words(error)
