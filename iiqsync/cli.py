@@ -19,7 +19,17 @@ log = logging.getLogger("iiqsync")
 EPILOG = """\
 Settings come from config.ini (or --config / IIQSYNC_CONFIG) and IIQSYNC_<SECTION>_<KEY>
 environment variables, e.g. IIQSYNC_INCIDENTIQ_TOKEN. Run 'iiqsync config' to see them.
+--config FILE goes before or after the command: 'iiqsync --config FILE sync' or
+'iiqsync sync --config FILE' (given both, the later one counts).
 Entities: """ + ", ".join(ENTITIES)
+
+CONFIG_HELP = ("path of config.ini (default: $IIQSYNC_CONFIG, else ./config.ini); also "
+               "accepted before the command")
+
+
+# A subcommand's --config: when not given, the attribute is left alone (SUPPRESS),
+# and main() takes the one given before the command.
+_CONFIG = dict(metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more log output (-vv for debug)")
+    # Its own dest: a subcommand's --config (default: not given) must not erase it.
+    p.add_argument("--config", dest="global_config", metavar="FILE",
+                   help="path of config.ini (default: $IIQSYNC_CONFIG, else ./config.ini); "
+                        "before or after the command, the later one counts")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("sync", help="sync entities now (on the broker, or in-process)",
@@ -40,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("entities", nargs="*", metavar="ENTITY",
                    help="entities to sync: " + ", ".join(ENTITIES) + " (default, or 'all': every one)")
-    s.add_argument("--config", help="path of config.ini")
+    s.add_argument("--config", **_CONFIG)
     s.add_argument("--local", action="store_true", help="run in this process, no broker")
     s.add_argument("--wait", action="store_true",
                    help="with a broker: wait for the runs to end and print the outcome")
@@ -70,16 +84,16 @@ def _parser() -> argparse.ArgumentParser:
                         description="Print the latest run of each entity. With --max-age, exit "
                                     "1 when an entity has not succeeded within that many hours "
                                     "(for a monitoring check).")
-    st.add_argument("--config", help="path of config.ini")
+    st.add_argument("--config", **_CONFIG)
     st.add_argument("--max-age", type=float, metavar="HOURS",
                     help="exit 1 if an entity's last success is older than this")
     st.add_argument("--runs", type=int, default=1, help="runs to show per entity")
 
     sw = sub.add_parser("sweep", help="drop staging tables left by dead runs")
-    sw.add_argument("--config", help="path of config.ini")
+    sw.add_argument("--config", **_CONFIG)
 
     c = sub.add_parser("config", help="check the configuration and print it (secrets masked)")
-    c.add_argument("--config", help="path of config.ini")
+    c.add_argument("--config", **_CONFIG)
     return p
 
 
@@ -91,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return simulator_main(argv[1:]) or 0
     parser = _parser()
     args = parser.parse_args(argv)
+    # --config after the command wins over one before it (it comes later).
+    if "config" not in vars(args):
+        args.config = args.global_config
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command is None:
@@ -305,7 +322,7 @@ def cmd_demo(args) -> int:
         print(f"\nsynced in {time.monotonic() - started:.1f}s into {args.db}:")
     _print_tables(settings)
     status = "iiqsync status"
-    if _configured_database() != f"sqlite:///{args.db}":
+    if _configured_database(args.config) != f"sqlite:///{args.db}":
         # The demo's file is not what `iiqsync status` would read here (a config.ini
         # or the environment names another database).
         status = f"IIQSYNC_DATABASE_CONNECTIONSTRING=sqlite:///{args.db} iiqsync status"
@@ -339,9 +356,9 @@ def _print_tables(settings) -> None:
 
 
 # -- status -----------------------------------------------------------------------
-def _configured_database() -> str | None:
+def _configured_database(path: str | None = None) -> str | None:
     try:
-        return config.load(require_iiq=False).connection_string
+        return config.load(path, require_iiq=False).connection_string
     except ConfigError:
         return None
 

@@ -272,3 +272,24 @@ def test_status_shows_the_whole_error(sqlite_url):
     assert len(text) > 1 and all(len(line) <= width and line.startswith("    ")
                                  for line in text), text
     assert words(" ".join(text)) == words(error)
+
+
+def test_config_goes_before_or_after_the_command(tmp_path):
+    first, second = tmp_path / "first.ini", tmp_path / "second.ini"
+    for path, size in ((first, 111), (second, 222)):
+        path.write_text(f"[IncidentIQ]\nInstance: iiq.example.org\nToken: t\n"
+                        f"[General]\nPageSize: {size}\n")
+    for args, used in ((["--config", str(first), "config"], first),
+                       (["config", "--config", str(second)], second),
+                       (["--config", str(first), "config", "--config", str(second)], second),
+                       (["-v", "--config", str(second), "config"], second)):
+        done = run_cli(args, {})
+        assert done.returncode == 0, (args, done.stdout + done.stderr)
+        assert done.stdout.startswith(f"# from {used}\n"), (args, done.stdout)
+        size = 111 if used == first else 222
+        assert f"[General] PageSize = {size}\n" in done.stdout, (args, done.stdout)
+    missing = run_cli(["--config", str(tmp_path / "none.ini"), "status"], {})
+    assert missing.returncode == 2 and "none.ini does not exist" in missing.stderr
+    helped = run_cli(["--help"], {})
+    assert "--config FILE" in helped.stdout and "iiqsync --config FILE sync" in helped.stdout
+    assert "before the command" in run_cli(["sync", "--help"], {}).stdout
