@@ -27,6 +27,42 @@ CONFIG_HELP = ("path of config.ini (default: $IIQSYNC_CONFIG, else ./config.ini)
                "accepted before the command")
 
 
+def version() -> str:
+    """The installed package's version, or the source tree's when not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("iiqsync")
+    except PackageNotFoundError:
+        return _source_version() or "unknown"
+
+
+def _source_version() -> str | None:
+    """The version in pyproject.toml next to this package (a checkout run without
+    being installed)."""
+    import tomllib
+    from pathlib import Path
+
+    try:
+        with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as f:
+            project = tomllib.load(f).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return project.get("version") if project.get("name") == "iiqsync" else None
+
+
+class _Version(argparse.Action):
+    """--version, with the version looked up only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"iiqsync {version()}")
+        parser.exit()
+
+
 # A subcommand's --config: when not given, the attribute is left alone (SUPPRESS),
 # and main() takes the one given before the command.
 _CONFIG = dict(metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
@@ -40,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="more log output (-vv for debug)")
+    p.add_argument("--version", action=_Version, help="print iiqsync's version and exit")
     # Its own dest: a subcommand's --config (default: not given) must not erase it.
     p.add_argument("--config", dest="global_config", metavar="FILE",
                    help="path of config.ini (default: $IIQSYNC_CONFIG, else ./config.ini); "

@@ -3,6 +3,7 @@ as a monitoring check, and clear errors for bad settings."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pty
 import socket
@@ -293,3 +294,13 @@ def test_config_goes_before_or_after_the_command(tmp_path):
     helped = run_cli(["--help"], {})
     assert "--config FILE" in helped.stdout and "iiqsync --config FILE sync" in helped.stdout
     assert "before the command" in run_cli(["sync", "--help"], {}).stdout
+
+
+def test_version_is_the_package_version():
+    done = run_cli(["--version"], {})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"iiqsync {importlib.metadata.version('iiqsync')}\n"
+    from iiqsync.cli import _source_version
+
+    # Where the package is not installed, the version comes from pyproject.toml.
+    assert _source_version() == importlib.metadata.version("iiqsync")
