@@ -241,14 +241,27 @@ def _enqueue(settings, entities, wait, timeout, progress) -> int:
 
     pipeline.context(settings)  # the database is reachable and iiqsync's tables exist
     _check_broker(settings)
-    results = {}
+    task_ids = {}
     for name in entities:
-        results[name] = plan.delay(name)
-        print(f"enqueued {name}: run {results[name].id.replace('-', '')}")
+        task_ids[name] = _sent(plan.delay(name))
+        print(f"enqueued {name}: run {task_ids[name].replace('-', '')}")
     _say_if_no_worker(settings)
     if not wait:
         return 0
-    return _wait(settings, results, timeout, progress)
+    return _wait(settings, task_ids, timeout, progress)
+
+
+def _sent(result) -> str:
+    """The id of a task just sent; nothing else of its result object is kept.
+
+    Sending a task with the Redis result backend subscribes to its result (pub/sub,
+    for a ``.get()`` that iiqsync never calls: ``--wait`` follows the run in the
+    database). Left subscribed, the result object's ``__del__`` unsubscribes, over
+    the network, whenever it is collected, which can be at interpreter shutdown,
+    when that fails and Python prints "Exception ignored in AsyncResult.__del__".
+    Unsubscribed here, while the connection is up, its ``__del__`` has nothing to do."""
+    result.backend.remove_pending_result(result)
+    return result.id
 
 
 def _say_if_no_worker(settings) -> None:
@@ -284,13 +297,16 @@ def _check_broker(settings) -> None:
 UNSEEN_AFTER = 30.0  # seconds before --wait says a run has not started
 
 
-def _wait(settings, results: dict, timeout: float, progress: bool) -> int:
+def _wait(settings, task_ids: dict[str, str], timeout: float, progress: bool) -> int:
     """Follow the runs in the database until each has ended; a plan task that died
     before recording its run is reported from its Celery result."""
     from . import pipeline
+    from .celery import app
     from .progress import Progress
 
-    run_ids = {name: r.id.replace("-", "") for name, r in results.items()}
+    run_ids = {name: task_id.replace("-", "") for name, task_id in task_ids.items()}
+    # Read with a GET of the stored result when asked; never subscribed to.
+    results = {name: app.AsyncResult(task_id) for name, task_id in task_ids.items()}
     books = pipeline.context(settings).books
     started = time.monotonic()
     deadline = started + timeout

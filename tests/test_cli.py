@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,32 @@ def test_version_is_the_package_version():
 
     # Where the package is not installed, the version comes from pyproject.toml.
     assert _source_version() == importlib.metadata.version("iiqsync")
+
+
+def test_sync_without_wait_leaves_no_result_subscription(sqlite_url, redis_url, iiq):
+    """Sending a task subscribes to its result; the command unsubscribes at once
+    instead of leaving it to AsyncResult.__del__, which could run at interpreter
+    shutdown and print an ignored exception. Checked while the command waits for a
+    worker to answer its ping (none does)."""
+    import redis
+
+    env = {**os.environ, "IIQSYNC_CONFIG": os.devnull, "PYTHONUNBUFFERED": "1",
+           **make_env(iiq.url, sqlite_url, IIQSYNC_CELERY_BROKERURL=redis_url)}
+    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "teams"], env=env,
+                            cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("enqueued teams: run "), line
+        channel = f"celery-task-meta-{uuid.UUID(line.split()[-1])}"
+        time.sleep(0.2)
+        subscribers = dict(client.pubsub_numsub(channel))[channel.encode()]
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        client.close()
+    assert proc.returncode == 0, err
+    assert subscribers == 0, "the sent task's result is still subscribed to"
+    assert "Exception ignored" not in err and "Traceback" not in err, err
