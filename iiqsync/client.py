@@ -44,7 +44,7 @@ BACKOFF_CAP = 60.0
 # A run's first request that cannot connect at all (the name does not resolve,
 # nothing listens) is tried this many more times, a moment apart, and then reported
 # as a wrong [IncidentIQ] Instance rather than retried for minutes like an outage.
-FIRST_CONTACT_RETRIES = 2
+FIRST_CONTACT_RETRIES = 3
 FIRST_CONTACT_DELAY = 0.5
 
 
