@@ -134,12 +134,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _simulator_args(argv: list[str]) -> list[str] | None:
+    """The simulator's own arguments when the command is fake-iiq, after any of the
+    global options (-v, --config FILE), which it has no use for; else None."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--config" else 1
+    return argv[i + 1:] if i < len(argv) and argv[i] == "fake-iiq" else None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "fake-iiq":
+    simulator_args = _simulator_args(argv)
+    if simulator_args is not None:
+        # The simulator parses its own arguments (its --help lists every knob).
         from .simulator.server import main as simulator_main
 
-        return simulator_main(argv[1:]) or 0
+        return simulator_main(simulator_args) or 0
     parser = _parser()
     args = parser.parse_args(argv)
     # --config after the command wins over one before it (it comes later).
@@ -162,7 +173,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"iiqsync: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("iiqsync: interrupted; unfinished runs were recorded as failed", file=sys.stderr)
+        # Only an in-process sync has runs of its own to record; enqueued runs go on
+        # on the workers whether or not this command waits for them.
+        if _ran_local:
+            said = "interrupted; unfinished runs were recorded as failed"
+        elif args.command == "sync":
+            said = "interrupted; the runs sent to the workers go on ('iiqsync status' shows them)"
+        else:
+            said = "interrupted"
+        print(f"iiqsync: {said}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # Output piped into `head` and the like: the reader left, nothing went wrong.
@@ -207,7 +226,13 @@ def cmd_sync(args) -> int:
     return _enqueue(settings, entities, args.wait, args.timeout, not args.no_progress)
 
 
+# Set once an in-process sync starts: what an interruption should say.
+_ran_local = False
+
+
 def _run_local(settings, entities, progress=True) -> int:
+    global _ran_local
+    _ran_local = True
     from . import local, pipeline
     from .progress import Progress
 

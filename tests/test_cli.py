@@ -334,3 +334,36 @@ def test_sync_without_wait_leaves_no_result_subscription(sqlite_url, redis_url, 
     assert proc.returncode == 0, err
     assert subscribers == 0, "the sent task's result is still subscribed to"
     assert "Exception ignored" not in err and "Traceback" not in err, err
+
+
+def test_fake_iiq_after_the_global_options():
+    """`iiqsync -v fake-iiq …` and `iiqsync --config FILE fake-iiq …` reach the
+    simulator's own parser instead of failing with 'unrecognized arguments'."""
+    for before in (["-v"], ["--config", os.devnull], ["-vv", "--config", os.devnull]):
+        done = run_cli([*before, "fake-iiq", "--help"], {}, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "--latency-ms" in done.stdout, done.stdout
+
+
+def test_interrupting_a_waiting_sync_says_the_runs_go_on(sqlite_url, redis_url, iiq):
+    """SIGTERM while `sync --wait` waits on the broker (no worker answers): the runs
+    were handed to the workers, so the command must not claim it recorded them as
+    failed, as an in-process sync does."""
+    import signal
+
+    env = {**os.environ, "IIQSYNC_CONFIG": os.devnull, "PYTHONUNBUFFERED": "1",
+           **make_env(iiq.url, sqlite_url, IIQSYNC_CELERY_BROKERURL=redis_url)}
+    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "teams", "--wait",
+                             "--no-progress"], env=env, cwd=str(ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("enqueued teams: run "), line
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "the runs sent to the workers go on" in err, err
+    assert "recorded as failed" not in err, err
