@@ -9,8 +9,10 @@ user would and prints rows/s, wall time, the peak RSS of the worker processes
   cpu    20k assets, 8k users, 20k tickets (default custom fields), no latency:
          iiqsync (1 worker, -c 2) vs the plain floor (bench/floor.py, one process)
          vs a re-creation of the old tool's method (bench/oldtool.py), same run.
-  api    100k assets, 300 ms per request + 2 ms per item, concurrency 16
-         (2 workers x -c 8): wall time vs pages x per-page latency / 16. The
+  api    100k assets, 300 ms per request + 2 ms per item, concurrency 16 (16 page
+         requests waiting on IIQ): wall time vs pages x per-page latency / 16, for
+         2 workers x -c 8 (a slot per process) and for 1 worker x -c 16+SPARE with
+         [Celery] RequestsInFlight 16 (--spare, default 8; 0 leaves it out). The
          simulator serves pages it built in an untimed warm-up sync
          (--no-page-cache: it builds each one as it is asked).
   scale  1M tickets, 1 worker -c 2: wall time, peak worker RSS, peak Redis memory.
