@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from celery import Celery, signals
+from celery.worker.control import inspect_command
 
 from . import config, db, logs, requestslots
 from .errors import ConfigError
@@ -72,10 +73,23 @@ def make_app(conf: config.Settings) -> Celery:
     return app
 
 
+SLOTS_COMMAND = "iiqsync_slots"
+
+
+@inspect_command(name=SLOTS_COMMAND)
+def _slots_reply(state, **kwargs) -> dict:
+    """A worker's answer to ``SLOTS_COMMAND``: how many page tasks it can have
+    waiting on IIQ at once, its pool size capped by its own ``[Celery]
+    RequestsInFlight`` (each worker answers for its own settings)."""
+    pool = getattr(state.consumer, "pool", None)
+    size = int((pool.info if pool is not None else {}).get("max-concurrency") or 0)
+    return {"slots": requestslots.cap_slots(size, requestslots.permits())}
+
+
 def ask_pool_slots(timeout: float = 0.5, quiet: float = 0.1) -> Callable[[], int | None]:
-    """Start asking the workers on this broker how many tasks they can run at once
-    (their pool sizes, from Celery's ``stats`` broadcast) and return a function
-    that gives the sum.
+    """Start asking the workers on this broker how many page tasks they can have
+    waiting on IIQ at once (``SLOTS_COMMAND``: each its pool size, capped by its
+    ``[Celery] RequestsInFlight``) and return a function that gives the sum.
 
     The broadcast collects replies until none has come for ``timeout`` seconds;
     the answer is ready sooner, once ``quiet`` seconds pass after a reply with no
@@ -103,7 +117,8 @@ class _SlotsAnswer:
 
     def _ask(self, timeout: float) -> None:
         try:
-            app.control.inspect(timeout=timeout, callback=self._on_reply).stats()
+            app.control.broadcast(SLOTS_COMMAND, reply=True, timeout=timeout,
+                                  callback=self._on_reply)
         except Exception as exc:  # an answer to an optimisation is not worth failing a run
             log.warning("could not ask the workers for their pool sizes: %s", exc)
         finally:
@@ -128,10 +143,8 @@ class _SlotsAnswer:
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            cap = settings().get("Celery", "RequestsInFlight")
-            slots = sum(requestslots.cap_slots(
-                int((r.get("pool") or {}).get("max-concurrency") or 0), cap)
-                for r in self._replies.values() if isinstance(r, dict)) or None
+            slots = sum(int(r.get("slots") or 0) for r in self._replies.values()
+                        if isinstance(r, dict)) or None
         if slots is not None:
             _slots_seen[:] = [time.monotonic(), slots]
         return slots

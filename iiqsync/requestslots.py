@@ -63,6 +63,11 @@ def setup(size: int) -> str | None:
     return _directory
 
 
+def permits() -> int:
+    """How many permits this process's worker has: its cap, or 0 for none."""
+    return _size
+
+
 def teardown() -> None:
     """Remove the permits (the worker is shutting down)."""
     global _directory, _size

@@ -45,7 +45,7 @@ def test_a_chord_of_200_pages(pg_url, redis_url, worker_factory):
 
 
 def test_pages_fill_whole_rounds_of_the_workers_slots(pg_url, redis_url, worker_factory):
-    """Plan asks the workers for their pool sizes (Celery's stats broadcast): two
+    """Plan asks the workers for their pool sizes (a broadcast each worker answers): two
     workers of -c 2 and -c 3 make 5 slots, so 1,300 teams at PageSize 100 (13 pages:
     two full rounds and 3 pages) are read as 15 pages of 87, three full rounds."""
     from iiqsync.simulator.district import District

@@ -64,3 +64,26 @@ def test_requests_in_flight_caps_a_workers_page_requests(pg_url, redis_url, work
     # plan fills whole rounds of its three slots.
     assert seen[0][:2] == (("succeeded", 9, 89, TEAMS), 9), seen
     assert seen[0][2] > 1, seen
+
+
+def test_each_worker_answers_for_its_own_cap(pg_url, redis_url, worker_factory):
+    """Plan sizes pages for the request slots every worker reports for itself: a
+    ``-c 2`` worker without a cap (2 slots) beside a ``-c 3`` worker capped at 1
+    (1 slot) make 3 slots, so 800 teams at PageSize 100 (8 pages) are read as 9 pages
+    of 89, whichever of the two runs plan. (Applying the planning worker's cap to
+    both would make 2 or 5 slots: 8 pages of 100, or 10 of 80.)"""
+    district = District(seed=13, users=5, assets=5, tickets=5, locations=2, rooms=3, teams=TEAMS)
+    with SimulatorServer(district, token=TOKEN) as iiq:
+        env = make_env(iiq.url, pg_url, IIQSYNC_CELERY_BROKERURL=redis_url,
+                       IIQSYNC_GENERAL_PAGESIZE="100",
+                       IIQSYNC_INCIDENTIQ_REQUESTSPERSECOND="5000")
+        worker_factory({**env, "IIQSYNC_CELERY_REQUESTSINFLIGHT": "0"}, concurrency=2)
+        worker_factory({**env, "IIQSYNC_CELERY_REQUESTSINFLIGHT": "1"}, concurrency=3)
+        done = run_cli(["sync", "teams", "--wait", "--no-progress"], env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    engine = db.get_engine(pg_url)
+    with engine.connect() as conn:
+        run = conn.exec_driver_sql("SELECT status, pages, page_size, rows FROM iiqsync_runs").one()
+    assert tuple(run) == ("succeeded", 9, 89, TEAMS)
+    assert check_entity(engine, get_entity("teams"), list(district.items("teams")),
+                        "Teams") == TEAMS
