@@ -6,19 +6,19 @@ prefork pool forks them, and real ``flock`` locks."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import multiprocessing
+import json
 import os
-import queue
-import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from iiqsync import requestslots
 
-FORK = multiprocessing.get_context("fork")
+ROOT = Path(__file__).resolve().parents[2]
 HOLD = 0.2  # seconds each holder keeps its permit
 
 
@@ -38,33 +38,13 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
     return most
 
 
-def _hold(name, out, seconds: float) -> None:
-    """In a forked process: take a permit, say when it was taken and given back."""
-    with requestslots.held():
-        entered = time.monotonic()
-        out.put(("in", name, entered))
-        time.sleep(seconds)
-        left = time.monotonic()
-    out.put(("out", name, entered, left))
-
-
-def _collect(out, kind: str, n: int, timeout: float) -> list[tuple]:
-    got, deadline = [], time.monotonic() + timeout
-    while len(got) < n:
-        try:
-            msg = out.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        if msg[0] == kind:
-            got.append(msg)
-    return got
-
-
-def _stop(procs) -> None:
-    for p in procs:
-        if p.is_alive():
-            os.kill(p.pid, signal.SIGKILL)
-        p.join(5)
+def scenario(name: str) -> dict:
+    """Run a forking scenario of ``permit_pool`` in a fresh interpreter, as a
+    worker's main process forks its pool; what it saw."""
+    done = subprocess.run([sys.executable, "-m", "tests.unit.permit_pool", name],
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_processes_forked_after_setup_share_the_permits():
@@ -72,27 +52,12 @@ def test_processes_forked_after_setup_share_the_permits():
     never more, hold one at a time; and two do at once (a cap, not a queue of one).
     The forking process has used the permits itself first: its open lock files,
     inherited, would be one lock shared by every child."""
-    assert requestslots.setup(2)
-    with requestslots.held():
-        pass
-    out = FORK.Queue()
-    procs = [FORK.Process(target=_hold, args=(i, out, HOLD), daemon=True) for i in range(5)]
-    try:
-        started = time.monotonic()
-        for p in procs:
-            p.start()
-        done = _collect(out, "out", 5, timeout=10)
-        took = time.monotonic() - started
-        for p in procs:
-            p.join(5)
-    finally:
-        _stop(procs)
-    assert len(done) == 5, f"only {len(done)} of 5 processes got a permit within 10 s"
-    assert [p.exitcode for p in procs] == [0] * 5
-    spans = [(entered, left) for _, _, entered, left in done]
-    assert most_at_once(spans) == 2, spans
+    seen = scenario("share")
+    assert len(seen["spans"]) == 5, f"only {len(seen['spans'])} of 5 processes got a permit"
+    assert seen["exitcodes"] == [0] * 5
+    assert most_at_once([tuple(s) for s in seen["spans"]]) == 2, seen["spans"]
     # Three rounds of 0.2 s (2 + 2 + 1), not five one by one.
-    assert took < 5 * HOLD + 0.5, took
+    assert seen["took"] < 5 * HOLD + 0.5, seen["took"]
 
 
 def test_each_thread_of_a_process_takes_its_own_permit():
@@ -118,63 +83,18 @@ def test_each_thread_of_a_process_takes_its_own_permit():
     assert most_at_once(spans) == 2, spans
 
 
-def _door_taken(directory: str) -> bool:
-    """Whether a waiter is past the door (holding its lock, looking for a permit)."""
-    fd = os.open(os.path.join(directory, requestslots.DOOR), os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
 def test_a_process_killed_holding_a_permit_frees_it():
     """A pool process SIGKILLed in the middle of a request never gives its permit back
     itself: the kernel does. So does a waiter killed while it looks for a free permit
     (past the door the others queue behind). Every holder killed, the two permits
     serve others at once."""
-    directory = requestslots.setup(2)
-    out = FORK.Queue()
-    holders = [FORK.Process(target=_hold, args=(name, out, 60), daemon=True) for name in "ab"]
-    later = []
-
-    def start(name: str, seconds: float = 60):
-        p = FORK.Process(target=_hold, args=(name, out, seconds), daemon=True)
-        later.append(p)
-        p.start()
-        return p
-
-    try:
-        for p in holders:
-            p.start()
-        assert len(_collect(out, "in", 2, timeout=5)) == 2, "the two holders never got in"
-
-        # Both permits are held: a third waits past the door, a fourth behind it.
-        looking = start("c")
-        deadline = time.monotonic() + 5
-        while not _door_taken(directory):
-            assert time.monotonic() < deadline, "the third never reached the door"
-            time.sleep(0.01)
-        start("d")
-        assert _collect(out, "in", 1, timeout=0.5) == []
-
-        os.kill(looking.pid, signal.SIGKILL)  # the one past the door
-        looking.join(5)
-        assert _collect(out, "in", 1, timeout=0.3) == []  # both permits still held
-        os.kill(holders[0].pid, signal.SIGKILL)  # a holder mid-request
-        holders[0].join(5)
-        assert [m[1] for m in _collect(out, "in", 1, timeout=3)] == ["d"]
-
-        _stop(holders + later)
-        # Every holder is dead: both permits are free, for two processes at once.
-        pair = [start(name, 1) for name in "ef"]
-        assert sorted(m[1] for m in _collect(out, "in", 2, timeout=3)) == ["e", "f"]
-        for p in pair:
-            p.join(5)
-    finally:
-        _stop(holders + later)
+    seen = scenario("kill")
+    assert seen["holders_in"] == ["a", "b"], seen
+    assert seen["third_at_door"], seen
+    assert seen["in_while_both_held"] == [], seen
+    assert seen["in_after_door_killed"] == [], seen  # both permits still held
+    assert seen["in_after_holder_killed"] == ["d"], seen
+    assert seen["in_after_all_killed"] == ["e", "f"], seen
 
 
 def test_only_page_requests_count():
