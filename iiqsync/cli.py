@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     # --config after the command wins over one before it (it comes later).
     if "config" not in vars(args):
         args.config = args.global_config
+    if args.config:
+        # The Celery app reads its broker from the settings when it is first
+        # imported: it must see the file given here, not ./config.ini.
+        os.environ["IIQSYNC_CONFIG"] = str(args.config)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command is None:

@@ -367,3 +367,23 @@ def test_interrupting_a_waiting_sync_says_the_runs_go_on(sqlite_url, redis_url, 
     assert proc.returncode == 130, err
     assert "the runs sent to the workers go on" in err, err
     assert "recorded as failed" not in err, err
+
+
+def test_sync_with_config_uses_that_files_broker(tmp_path, sqlite_url, redis_url, iiq):
+    """`iiqsync --config FILE sync` queues its runs on FILE's [Celery] BrokerUrl (the
+    Celery app is built from the settings on import), not on another Redis database."""
+    import redis
+
+    ini = tmp_path / "cel.ini"
+    ini.write_text(f"[IncidentIQ]\nInstance: {iiq.url}\nToken: {TOKEN}\n"
+                   f"[Database]\nConnectionString: {sqlite_url}\n"
+                   f"[Celery]\nBrokerUrl: {redis_url}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IIQSYNC_")}
+    done = subprocess.run([sys.executable, "-m", "iiqsync", "--config", str(ini), "sync", "teams"],
+                          env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.llen("celery") == 1, "the run was not queued on the configured broker"
+    finally:
+        client.close()
