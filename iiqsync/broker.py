@@ -77,3 +77,54 @@ def lost(settings: Settings, run_ids: list[str]) -> set[str]:
         finally:
             client.close()
     return gone
+
+
+# -- what waits in the queue --------------------------------------------------------
+# Kombu's Redis transport keeps a queue as Redis lists: the queue's own name for
+# priority 0 (iiqsync sets no priorities) and name + separator + step for the others.
+QUEUE_SCAN_LIMIT = 10_000  # messages read to name what waits; the count is always whole
+
+
+def waiting(settings: Settings, queue: str) -> dict | None:
+    """What waits in the broker's ``queue`` for a worker to take it: ``{"plans": [entity,
+    ...], "pages": n, "other": n, "total": n}``. None when the broker is not Redis.
+    Raises ``redis.exceptions.RedisError`` when Redis cannot be read."""
+    from kombu.transport.redis import Channel
+
+    if not (settings.broker_url or "").startswith(("redis://", "rediss://")):
+        return None
+    keys = [queue] + [f"{queue}{Channel.sep}{step}" for step in Channel.priority_steps if step]
+    found = {"plans": [], "pages": 0, "other": 0, "total": 0}
+    client = _client(settings.broker_url)
+    try:
+        for key in keys:
+            found["total"] += client.llen(key)
+            # A worker takes from the right-hand end: read the list oldest first.
+            for raw in reversed(client.lrange(key, -QUEUE_SCAN_LIMIT, -1)):
+                _count(found, raw)
+    finally:
+        client.close()
+    return found
+
+
+def _count(found: dict, raw: bytes) -> None:
+    import base64
+    import json
+
+    try:
+        message = json.loads(raw)
+        task = message.get("headers", {}).get("task", "")
+        if task == "iiqsync.plan":
+            body = message["body"]
+            if message.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args, kwargs = json.loads(body)[:2]
+            entity = args[0] if args else kwargs.get("entity")
+            if entity not in found["plans"]:
+                found["plans"].append(entity)
+        elif task == "iiqsync.fetch_page":
+            found["pages"] += 1
+        else:
+            found["other"] += 1
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        found["other"] += 1  # not a message of iiqsync's making: counted, not named

@@ -118,9 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("args", nargs=argparse.REMAINDER)
 
     st = sub.add_parser("status", help="latest runs per entity",
-                        description="Print the latest run of each entity. With --max-age, exit "
-                                    "1 when an entity has not succeeded within that many hours "
-                                    "(for a monitoring check).")
+                        description="Print the latest run of each entity and, with a Redis "
+                                    "broker, what waits in its queue for a worker. With "
+                                    "--max-age, exit 1 when an entity has not succeeded within "
+                                    "that many hours (for a monitoring check).")
     st.add_argument("--config", **_CONFIG)
     st.add_argument("--max-age", type=float, metavar="HOURS",
                     help="exit 1 if an entity's last success is older than this")
@@ -463,6 +464,8 @@ def cmd_status(args) -> int:
         age = _age(now - last_ok[entity]) if entity in last_ok else "never"
         return f"{age} STALE" if entity in stale else age
 
+    queue = _read_queue(settings)
+    queued = set(queue[1]["plans"]) if queue[1] else set()
     columns = _columns()
     print(f"{'entity':<10} {'status':<9} {'started (UTC)':<19} {'took':>7} {'rows':>9}  "
           f"{'last success':<15} error")
@@ -480,13 +483,51 @@ def cmd_status(args) -> int:
     seen = {r.entity for r in rows}
     for name in ENTITIES:
         if name not in seen:
-            print(f"{name:<10} {'-':<9} {'-':<19} {'-':>7} {'-':>9}  {last_success(name)}")
+            state = "queued" if name in queued else "-"
+            print(f"{name:<10} {state:<9} {'-':<19} {'-':>7} {'-':>9}  {last_success(name)}")
     if untold:
         _print_errors(untold, columns)
+    _print_queue(queue)
     if stale:
         print(f"STALE: no success within {args.max_age:g}h: {', '.join(stale)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _read_queue(settings) -> tuple[str, dict | None, str | None]:
+    """What waits on the broker for a worker: a sync sent while no worker runs (or
+    all are busy) has no run in the database yet, and would not show otherwise.
+    (where, what waits or None without a Redis broker, why it could not be read)."""
+    import redis
+
+    from . import broker
+    from .celery import app
+
+    where = config._mask_url(settings.broker_url or "")
+    try:
+        return where, broker.waiting(settings, app.conf.task_default_queue), None
+    except redis.exceptions.RedisError as exc:
+        return where, None, type(exc).__name__
+
+
+def _print_queue(queue: tuple[str, dict | None, str | None]) -> None:
+    where, found, error = queue
+    if error:
+        print(f"\nqueue on {where}: cannot be read ({error})")
+    elif found is None:
+        return
+    elif not found["total"]:
+        print(f"\nqueue on {where}: empty")
+    else:
+        parts = []
+        if found["plans"]:
+            parts.append(f"runs not started yet: {', '.join(found['plans'])}")
+        if found["pages"]:
+            parts.append(f"{found['pages']:,} page tasks")
+        if found["other"]:
+            parts.append(f"{found['other']:,} other messages")
+        print(f"\nqueue on {where}: {found['total']:,} waiting for a worker "
+              f"({'; '.join(parts)})")
 
 
 # The error column of `iiqsync status` is at least this wide, however narrow the

@@ -159,6 +159,37 @@ def test_sync_through_a_broker_with_no_worker_says_so(sqlite_url, redis_url, iiq
     assert "still running after 3s" in done.stdout
 
 
+def test_status_shows_runs_waiting_for_a_worker(sqlite_url, redis_url, iiq, worker_factory):
+    """A sync sent while no worker runs has no run in the database yet: status names
+    the entities waiting in the broker's queue, and the queue empties once a worker
+    takes them."""
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_CELERY_BROKERURL=redis_url)
+    assert run_cli(["sync", "teams", "rooms"], env, timeout=120).returncode == 0
+    waiting = run_cli(["status"], env)
+    assert waiting.returncode == 0, waiting.stderr
+    rows = {line.split()[0]: line.split()[1] for line in waiting.stdout.splitlines()[1:7]}
+    assert rows == {"users": "-", "assets": "-", "locations": "-", "rooms": "queued",
+                    "teams": "queued", "tickets": "-"}
+    assert (f"queue on {redis_url}: 2 waiting for a worker (runs not started yet: teams, rooms)"
+            in waiting.stdout)
+
+    worker_factory(env)
+    done = run_cli(["sync", "teams", "--wait", "--no-progress"], env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = run_cli(["status"], env)
+    assert f"queue on {redis_url}: empty" in after.stdout
+    assert "queued" not in after.stdout
+    assert {line.split()[0] for line in after.stdout.splitlines() if " succeeded " in line} \
+        >= {"teams", "rooms"}
+
+
+def test_status_says_when_the_queue_cannot_be_read(sqlite_url, iiq):
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_CELERY_BROKERURL=f"redis://127.0.0.1:{free_port()}/0")
+    done = run_cli(["status"], env)
+    assert done.returncode == 0, done.stderr
+    assert "cannot be read (ConnectionError)" in done.stdout
+
+
 def test_demo_refuses_a_negative_count_and_a_page_size_iiq_cannot_serve(tmp_path):
     for args, said in ((["--users", "-5"], "argument --users: -5 is below 0"),
                        (["--page-size", "5000"], "argument --page-size: 5000 is not between 1 and 1000")):
