@@ -588,8 +588,10 @@ def cmd_sweep(args) -> int:
 def cmd_config(args) -> int:
     settings = config.load(args.config, require_iiq=False)
     print(f"# from {settings.source or 'defaults and environment'}")
+    ignored = {f"[{k.section}] {k.name}": k.help for k in config.KEYS if k.help.startswith("ignored")}
     for key, value in settings.redacted().items():
-        print(f"{key} = {'' if value is None else value}")
+        note = f"   ; {ignored[key]}" if key in ignored else ""
+        print(f"{key} = {'' if value is None else value}{note}")
     try:
         config.load(args.config, require_iiq=True)
     except ConfigError as exc:

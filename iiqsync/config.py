@@ -66,7 +66,7 @@ KEYS: tuple[Key, ...] = (
     Key("Database", "Schema", "str", None, "schema of the tables (blank: the default schema)"),
     Key("Database", "StringLength", "int", 255,
         "length of bounded text columns", minimum=1, maximum=4000),
-    Key("Database", "Database", "str", None, "ignored; kept so old config files load"),
+    Key("Database", "Database", "str", None, "ignored (the old tool's key, kept so its config files load)"),
     *_table_keys(),
     Key("IncidentIQ", "Instance", "str", None,
         "district host (cps.incidentiq.com) or full URL with scheme and port"),
