@@ -10,6 +10,7 @@ same staged result.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import os
 import re
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from . import broker, customfields, db, drift, requestslots, schema, swap
+from . import broker, customfields, db, drift, holder, requestslots, schema, swap
 from .client import IIQClient, Page
 from .config import Settings
 from .dialects import Dialect
@@ -195,15 +196,18 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
     ctx = context(settings)
     run_id = normalise_run_id(run_id or new_run_id())
     sweep(ctx)
-    holder = ctx.books.try_lock(entity.name, run_id, settings.get("Run", "LockMinutes"))
-    if holder is not None:
-        reason = (f"skipped: run {holder} of {entity.name} is still in progress "
+    locked_by = ctx.books.try_lock(entity.name, run_id, settings.get("Run", "LockMinutes"))
+    if locked_by is not None:
+        reason = (f"skipped: run {locked_by} of {entity.name} is still in progress "
                   f"(one run per entity at a time)")
         ctx.books.record_skip(run_id, entity.name, reason, mode)
         log.warning("%s", reason)
         return {"run_id": run_id, "entity": entity.name, "status": "skipped", "reason": reason}
+    # An in-process run records its process, so that a later run on this machine
+    # frees the entity at once should this one be killed (``holder``).
+    layout = {"holder": holder.this_process()} if mode == "local" else {}
     with ctx.engine.begin() as conn:
-        ctx.books.start(conn, run_id, entity.name, mode)
+        ctx.books.start(conn, run_id, entity.name, mode, layout)
     # The process's shared client: its TLS context and connections are ready.
     client = client or page_client(ctx)
     try:
@@ -233,13 +237,13 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
                     swap.refuse_foreign(name, columns, entity, table_key)
                     if table_key == cf_key:
                         existing = columns
-            layout = customfields.plan_layout(conn, ctx.books, entity, definitions, existing,
-                                              ctx.dialect.max_identifier_bytes)
+            layout["cf"] = customfields.plan_layout(conn, ctx.books, entity, definitions,
+                                                    existing, ctx.dialect.max_identifier_bytes)
         if slots is not None and settings.get("General", "FillRounds"):
             page_size = balanced_page_size(total, page_size, slots())
         pages = max(1, -(-total // page_size))
         with ctx.engine.begin() as conn:
-            ctx.books.planned(conn, run_id, pages, page_size, total, {"cf": layout})
+            ctx.books.planned(conn, run_id, pages, page_size, total, layout)
         run = ctx.books.get(run_id)
         swap.create_staging(ctx.engine, _tables_for(ctx, entity, run))
     except BaseException as exc:
@@ -517,6 +521,13 @@ def fail(settings: Settings, entity_name: str, run_id: str, reason: str) -> bool
 _STAGE_NAME = re.compile(rf"^{schema.STAGING_PREFIX}([0-9a-f]{{12}})_(main|cf)$", re.I)
 
 
+def _holder_of(layout: str | None) -> dict | None:
+    try:
+        return json.loads(layout).get("holder") if layout else None
+    except (ValueError, AttributeError):
+        return None
+
+
 def sweep(ctx: Context) -> list[str]:
     """Fail runs whose lock expired (their worker died) or whose tasks Redis lost
     (``broker``), and drop staging tables that belong to no running run. Returns
@@ -525,16 +536,23 @@ def sweep(ctx: Context) -> list[str]:
     now = utcnow()
     with ctx.engine.begin() as conn:
         stale = conn.execute(sa.select(books.runs.c.run_id, books.runs.c.entity,
-                                       books.runs.c.mode)
+                                       books.runs.c.mode, books.runs.c.layout)
                              .where(books.runs.c.status == RUNNING)).fetchall()
         locks = {r.run_id: r.expires for r in conn.execute(sa.select(books.locks)).fetchall()}
     on_workers = {}
-    for run_id, entity, mode in stale:
+    for run_id, entity, mode, layout in stale:
         expires = locks.get(run_id)
         if expires is None or expires < now:
             books.fail(run_id, entity, "abandoned: its lock expired before it finished")
         elif mode == "celery":
             on_workers[run_id] = entity
+        elif mode == "local":
+            process = _holder_of(layout)
+            if holder.is_gone(process):
+                log.warning("run %s of %s: its process (%s) is gone; the run is ended and "
+                            "the entity freed", run_id, entity, holder.describe(process))
+                books.fail(run_id, entity, f"abandoned: its process ({holder.describe(process)}) "
+                           "ended before the run did (killed, or the machine restarted)")
     for run_id in broker.lost(ctx.settings, list(on_workers)):
         books.fail(run_id, on_workers[run_id], broker.LOST)
     with ctx.engine.connect() as conn:

@@ -99,11 +99,13 @@ class Bookkeeping:
                                                self.locks.c.run_id == run_id))
 
     # -- runs -----------------------------------------------------------------
-    def start(self, conn: sa.Connection, run_id: str, entity: str, mode: str) -> None:
+    def start(self, conn: sa.Connection, run_id: str, entity: str, mode: str,
+              layout: dict | None = None) -> None:
         conn.execute(self.runs.delete().where(self.runs.c.run_id == run_id))
         conn.execute(self.pages.delete().where(self.pages.c.run_id == run_id))
         conn.execute(self.runs.insert().values(
-            run_id=run_id, entity=entity, started=utcnow(), status=RUNNING, mode=mode))
+            run_id=run_id, entity=entity, started=utcnow(), status=RUNNING, mode=mode,
+            layout=json.dumps(layout) if layout else None))
 
     def record_skip(self, run_id: str, entity: str, reason: str, mode: str) -> None:
         now = utcnow()

@@ -1,0 +1,70 @@
+"""An in-process sync killed outright (kill -9, the out-of-memory killer, a reboot)
+leaves its run open and its entity locked; the next run on the same machine sees
+its process is gone and frees the entity at once, instead of skipping every sync
+until [Run] LockMinutes pass."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import sqlalchemy as sa
+
+from iiqsync import holder, local
+
+from .conftest import ROOT, make_env, make_settings
+
+
+def test_a_killed_local_sync_is_freed_by_the_next_one(sqlite_url, iiq, district):
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_GENERAL_PAGESIZE=10, IIQSYNC_GENERAL_THREADS=2)
+    iiq.configure(latency_ms=150)
+    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "assets", "--local",
+                             "--no-progress"], cwd=str(ROOT),
+                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = sa.create_engine(sqlite_url)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        with engine.connect() as conn:
+            if sa.inspect(conn).has_table("iiqsync_run_pages") and conn.exec_driver_sql(
+                    "SELECT COUNT(*) FROM iiqsync_run_pages WHERE done").scalar_one() >= 3:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    with engine.connect() as conn:
+        [killed] = conn.exec_driver_sql("SELECT run_id FROM iiqsync_runs WHERE status = 'running'"
+                                        ).scalars().all()
+        assert [n for n in sa.inspect(conn).get_table_names() if n.startswith("iiqs_")]
+
+    iiq.configure(latency_ms=0)
+    [again] = local.sync(make_settings(iiq.url, sqlite_url), ["assets"])
+    assert again["status"] == "succeeded", again
+    with engine.connect() as conn:
+        status, error = conn.exec_driver_sql(
+            "SELECT status, error FROM iiqsync_runs WHERE run_id = ?", (killed,)).one()
+        rows = conn.exec_driver_sql('SELECT COUNT(*) FROM "Assets"').scalar_one()
+        leftovers = [n for n in sa.inspect(conn).get_table_names() if n.startswith("iiqs_")]
+    engine.dispose()
+    assert status == "failed"
+    assert f"its process (pid {proc.pid} on {socket.gethostname()}) ended" in error
+    assert rows == district.count("assets") and leftovers == []
+
+
+def test_only_a_process_certainly_gone_counts_as_gone():
+    me = holder.this_process()
+    assert not holder.is_gone(me)
+    assert not holder.is_gone({**me, "host": "another-machine"})
+    assert not holder.is_gone({**me, "pidns": "pid:[1]"})  # another container: unknowable
+    assert not holder.is_gone(None) and not holder.is_gone({"host": me["host"]})
+    # The same pid started at another time: the pid was reused.
+    assert holder.is_gone({**me, "since": me["since"] - 3600})
+    if "boot" in me:
+        assert holder.is_gone({**me, "boot": "another-boot"})
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    assert holder.is_gone({**me, "pid": ended.pid})
