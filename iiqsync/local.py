@@ -7,6 +7,8 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
+import sqlalchemy as sa
+
 from . import pipeline
 from .client import IIQClient
 from .config import Settings
@@ -101,8 +103,15 @@ STOPS_EVERY_ENTITY = ((AuthError, "the token was refused"),
 
 
 def _failed(entity: str, run_id: str, exc: BaseException, started: float) -> dict:
-    text = str(exc) if isinstance(exc, IIQSyncError) else f"{type(exc).__name__}: {exc}"
-    if not isinstance(exc, IIQSyncError):
+    if isinstance(exc, IIQSyncError):
+        text = str(exc)
+    elif isinstance(exc, sa.exc.SQLAlchemyError):
+        # The database refused something: its own message says what; the statement
+        # and its parameters, pages long, only with -v.
+        text = pipeline._error_text(exc)
+        log.debug("run %s of %s failed", run_id, entity, exc_info=exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
         log.exception("run %s of %s failed", run_id, entity)
     stop = next((why for kind, why in STOPS_EVERY_ENTITY if isinstance(exc, kind)), None)
     return {"run_id": run_id, "entity": entity, "status": "failed", "error": text,

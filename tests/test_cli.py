@@ -418,3 +418,21 @@ def test_sync_with_config_uses_that_files_broker(tmp_path, sqlite_url, redis_url
         assert client.llen("celery") == 1, "the run was not queued on the configured broker"
     finally:
         client.close()
+
+
+def test_a_database_refusal_is_told_in_one_line(pg_url, iiq):
+    """The database's own message, not pages of traceback and SQL; the final table
+    keeps its rows."""
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE "Teams" ("TeamId" uuid PRIMARY KEY, "TeamName" text '
+                             'CONSTRAINT short_names CHECK (length("TeamName") < 3))')
+        conn.exec_driver_sql('INSERT INTO "Teams" VALUES (\'00000000-0000-0000-0000-00000000000a\', \'ok\')')
+    done = run_cli(["sync", "teams", "--local", "--no-progress"], make_env(iiq.url, pg_url))
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert 'violates check constraint "short_names"' in done.stdout
+    assert "Traceback" not in out and "[SQL:" not in out, out
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql('SELECT "TeamName" FROM "Teams"').scalars().all() == ["ok"]
+    engine.dispose()
