@@ -130,6 +130,17 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="drop staging tables left by dead runs")
     sw.add_argument("--config", **_CONFIG)
 
+    u = sub.add_parser("unlock", help="end an entity's running run by hand and free the entity",
+                       description="End the running run of each ENTITY as failed, drop its "
+                                   "staging tables and free the entity, so the next sync starts "
+                                   "at once. For a run whose process was killed where this "
+                                   "machine cannot see it (another host or container); a run "
+                                   "killed on this machine is ended by the next sync itself. "
+                                   "Safe even if the run is alive: its swap is then refused and "
+                                   "the final tables keep their rows.")
+    u.add_argument("entities", nargs="+", metavar="ENTITY", help="entities to free, or 'all'")
+    u.add_argument("--config", **_CONFIG)
+
     c = sub.add_parser("config", help="check the configuration and print it (secrets masked)")
     c.add_argument("--config", **_CONFIG)
     return p
@@ -200,7 +211,7 @@ def _terminated(signum, frame):
 
 # -- sync -------------------------------------------------------------------------
 def _entities(names: list[str]) -> list[str]:
-    if not names or names == ["all"]:
+    if not names or "all" in names:
         return list(ENTITIES)
     out, problems = [], []
     for name in names:
@@ -585,6 +596,21 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_unlock(args) -> int:
+    from . import pipeline
+
+    settings = config.load(args.config, require_iiq=False)
+    books = pipeline.context(settings).books
+    for entity in _entities(args.entities):
+        run_id = books.lock_holder(entity)
+        if run_id is None:
+            print(f"{entity}: not locked")
+            continue
+        pipeline.fail(settings, entity, run_id, "ended by hand (iiqsync unlock)")
+        print(f"{entity}: run {run_id} ended as failed; the entity is free")
+    return 0
+
+
 def cmd_config(args) -> int:
     settings = config.load(args.config, require_iiq=False)
     print(f"# from {settings.source or 'defaults and environment'}")
@@ -601,4 +627,5 @@ def cmd_config(args) -> int:
 
 
 COMMANDS = {"sync": cmd_sync, "demo": cmd_demo, "status": cmd_status, "sweep": cmd_sweep,
+            "unlock": cmd_unlock,
             "config": cmd_config}

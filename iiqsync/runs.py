@@ -94,6 +94,12 @@ class Bookkeeping:
                                 .values(run_id=run_id, acquired=now, expires=expires))
         return None if done.rowcount == 1 else row.run_id
 
+    def lock_holder(self, entity: str) -> str | None:
+        """The run that holds the entity's lock, if any."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(self.locks.c.run_id)
+                                .where(self.locks.c.entity == entity)).scalar()
+
     def unlock(self, conn: sa.Connection, entity: str, run_id: str) -> None:
         conn.execute(self.locks.delete().where(self.locks.c.entity == entity,
                                                self.locks.c.run_id == run_id))

@@ -141,7 +141,7 @@ def test_connection_string_naming_a_driver_that_is_not_installed(tmp_path, iiq):
 def test_help_explains_commands():
     done = run_cli(["--help"], {})
     assert done.returncode == 0
-    for command in ("sync", "demo", "fake-iiq", "status", "sweep", "config"):
+    for command in ("sync", "demo", "fake-iiq", "status", "sweep", "unlock", "config"):
         assert command in done.stdout
     done = run_cli(["sync", "--help"], {})
     assert "--local" in done.stdout and "IIQSYNC_" in done.stdout

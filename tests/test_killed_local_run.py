@@ -16,17 +16,16 @@ import sqlalchemy as sa
 
 from iiqsync import holder, local
 
-from .conftest import ROOT, make_env, make_settings
+from .conftest import ROOT, make_env, make_settings, run_cli
 
 
-def test_a_killed_local_sync_is_freed_by_the_next_one(sqlite_url, iiq, district):
-    env = make_env(iiq.url, sqlite_url, IIQSYNC_GENERAL_PAGESIZE=10, IIQSYNC_GENERAL_THREADS=2)
-    iiq.configure(latency_ms=150)
+def kill_a_local_sync(env: dict, db_url: str) -> tuple[str, int]:
+    """Start ``iiqsync sync assets --local``, SIGKILL it mid-run; (its run id, its pid)."""
     proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "assets", "--local",
                              "--no-progress"], cwd=str(ROOT),
                             env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = sa.create_engine(sqlite_url)
+    engine = sa.create_engine(db_url)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         time.sleep(0.3)
@@ -40,7 +39,15 @@ def test_a_killed_local_sync_is_freed_by_the_next_one(sqlite_url, iiq, district)
         [killed] = conn.exec_driver_sql("SELECT run_id FROM iiqsync_runs WHERE status = 'running'"
                                         ).scalars().all()
         assert [n for n in sa.inspect(conn).get_table_names() if n.startswith("iiqs_")]
+    engine.dispose()
+    return killed, proc.pid
 
+
+def test_a_killed_local_sync_is_freed_by_the_next_one(sqlite_url, iiq, district):
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_GENERAL_PAGESIZE=10, IIQSYNC_GENERAL_THREADS=2)
+    iiq.configure(latency_ms=150)
+    killed, pid = kill_a_local_sync(env, sqlite_url)
+    engine = sa.create_engine(sqlite_url)
     iiq.configure(latency_ms=0)
     [again] = local.sync(make_settings(iiq.url, sqlite_url), ["assets"])
     assert again["status"] == "succeeded", again
@@ -51,7 +58,7 @@ def test_a_killed_local_sync_is_freed_by_the_next_one(sqlite_url, iiq, district)
         leftovers = [n for n in sa.inspect(conn).get_table_names() if n.startswith("iiqs_")]
     engine.dispose()
     assert status == "failed"
-    assert f"its process (pid {proc.pid} on {socket.gethostname()}) ended" in error
+    assert f"its process (pid {pid} on {socket.gethostname()}) ended" in error
     assert rows == district.count("assets") and leftovers == []
 
 
@@ -68,3 +75,32 @@ def test_only_a_process_certainly_gone_counts_as_gone():
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
     assert holder.is_gone({**me, "pid": ended.pid})
+
+
+def test_unlock_frees_an_entity_whose_run_died_out_of_sight(sqlite_url, iiq, district):
+    """A run killed in another container cannot be seen to be dead from here: the
+    next sync is skipped until its lock expires, or until iiqsync unlock frees it."""
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_GENERAL_PAGESIZE=10, IIQSYNC_GENERAL_THREADS=2)
+    iiq.configure(latency_ms=150)
+    killed, _ = kill_a_local_sync(env, sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE iiqsync_runs SET layout = replace(layout, ?, 'another-pod') "
+                             "WHERE run_id = ?", (socket.gethostname(), killed))
+    iiq.configure(latency_ms=0)
+    skipped = run_cli(["sync", "assets", "--local", "--no-progress"], env)
+    assert f"run {killed} of assets is still in progress" in skipped.stdout
+
+    unlocked = run_cli(["unlock", "assets", "teams"], env)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert unlocked.stdout.splitlines() == [
+        f"assets: run {killed} ended as failed; the entity is free", "teams: not locked"]
+    done = run_cli(["sync", "assets", "--local", "--no-progress"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with engine.connect() as conn:
+        error = conn.exec_driver_sql("SELECT error FROM iiqsync_runs WHERE run_id = ?",
+                                     (killed,)).scalar_one()
+        rows = conn.exec_driver_sql('SELECT COUNT(*) FROM "Assets"').scalar_one()
+    engine.dispose()
+    assert error == "ended by hand (iiqsync unlock)"
+    assert rows == district.count("assets")
