@@ -457,10 +457,27 @@ def _configured_database(path: str | None = None) -> str | None:
         return None
 
 
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file that does not exist, else None."""
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return None if os.path.exists(parsed.database) else os.path.abspath(parsed.database)
+
+
 def cmd_status(args) -> int:
     from . import pipeline
 
     settings = config.load(args.config, require_iiq=False)
+    missing = _missing_sqlite_file(settings.connection_string)
+    if missing:
+        # Reading would create an empty file: most likely the wrong directory or config.
+        where = settings.source or "no config file: defaults and environment"
+        print(f"no runs yet: the SQLite file {missing} does not exist ({where})",
+              file=sys.stderr)
+        return 1 if args.max_age is not None else 0
     books = pipeline.context(settings).books
     print(f"runs in {config._mask_url(settings.connection_string)}", file=sys.stderr)
     now = utcnow()

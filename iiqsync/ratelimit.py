@@ -12,8 +12,11 @@ at the budget's pace rather than all at once when it ends.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
+
+log = logging.getLogger(__name__)
 
 _TAKE = """
 local key = KEYS[1]
@@ -87,25 +90,55 @@ class LocalBudget:
                 self._epoch += 1
 
 
+# While Redis cannot be reached, a process keeps to the budget on its own for this
+# long before it tries the shared one again.
+ON_ITS_OWN_SECONDS = 30.0
+
+
 class RedisBudget:
-    """A token bucket in Redis, keyed by the IIQ instance."""
+    """A token bucket in Redis, keyed by the IIQ instance.
+
+    Redis out of reach does not stop a request: an in-process run (``--local``) needs
+    no broker, and a worker's page is better paced by its own bucket for a while than
+    failed. Each process then keeps to the whole budget by itself, so the instance may
+    see up to one budget per process until Redis answers again."""
 
     def __init__(self, redis_url: str, instance: str, rate: float, burst: float | None = None):
         import redis
 
         self.rate = rate
         self.burst = burst or max(1.0, rate)
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=10)
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
         digest = hashlib.sha1(instance.encode()).hexdigest()[:16]
         self.key = f"iiqsync:budget:{digest}"
         self._take = self._redis.register_script(_TAKE)
         self._pause = self._redis.register_script(_PAUSE)
+        self._own = LocalBudget(rate, burst)
+        self._own_until = 0.0  # monotonic time until which the own bucket is used
 
     def _now(self) -> float:
         seconds, micros = self._redis.time()
         return seconds + micros / 1e6
 
+    def _on_its_own(self, exc: Exception) -> None:
+        if time.monotonic() >= self._own_until:
+            log.warning("the shared request budget in Redis cannot be reached (%s); this "
+                        "process keeps to [IncidentIQ] RequestsPerSecond on its own for %.0f s",
+                        type(exc).__name__, ON_ITS_OWN_SECONDS)
+        self._own_until = time.monotonic() + ON_ITS_OWN_SECONDS
+
     def acquire(self) -> None:
+        import redis
+
+        if time.monotonic() < self._own_until:
+            return self._own.acquire()
+        try:
+            return self._acquire_shared()
+        except redis.exceptions.RedisError as exc:
+            self._on_its_own(exc)
+            return self._own.acquire()
+
+    def _acquire_shared(self) -> None:
         while True:
             wait, epoch = self._take(keys=[self.key], args=[self.rate, self.burst, self._now()])
             wait = float(wait)
@@ -118,7 +151,15 @@ class RedisBudget:
                 return
 
     def pause(self, seconds: float) -> None:
-        self._pause(keys=[self.key], args=[self._now() + seconds])
+        import redis
+
+        self._own.pause(seconds)
+        if time.monotonic() < self._own_until:
+            return
+        try:
+            self._pause(keys=[self.key], args=[self._now() + seconds])
+        except redis.exceptions.RedisError as exc:
+            self._on_its_own(exc)
 
 
 def make_budget(settings) -> LocalBudget | RedisBudget:

@@ -185,6 +185,7 @@ def test_status_shows_runs_waiting_for_a_worker(sqlite_url, redis_url, iiq, work
 
 def test_status_says_when_the_queue_cannot_be_read(sqlite_url, iiq):
     env = make_env(iiq.url, sqlite_url, IIQSYNC_CELERY_BROKERURL=f"redis://127.0.0.1:{free_port()}/0")
+    assert run_cli(["sync", "teams", "--local", "--no-progress"], env).returncode == 0
     done = run_cli(["status"], env)
     assert done.returncode == 0, done.stderr
     assert "cannot be read (ConnectionError)" in done.stdout
@@ -436,3 +437,13 @@ def test_a_database_refusal_is_told_in_one_line(pg_url, iiq):
     with engine.connect() as conn:
         assert conn.exec_driver_sql('SELECT "TeamName" FROM "Teams"').scalars().all() == ["ok"]
     engine.dispose()
+
+
+def test_status_does_not_create_a_missing_sqlite_file(tmp_path):
+    """Run where no config.ini is, status would read (and make) an empty iiqsync.db;
+    it says the file is missing instead, and fails as a monitoring check."""
+    plain = run_cli(["status"], {}, cwd=tmp_path)
+    assert plain.returncode == 0
+    assert f"no runs yet: the SQLite file {tmp_path / 'iiqsync.db'} does not exist" in plain.stderr
+    assert run_cli(["status", "--max-age", "26"], {}, cwd=tmp_path).returncode == 1
+    assert not (tmp_path / "iiqsync.db").exists()

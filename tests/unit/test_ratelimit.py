@@ -273,3 +273,23 @@ def test_waiters_do_not_all_leave_when_a_pause_ends(kind, redis_budget):
     assert len(stamps) == 8
     assert stamps[0] >= 0.38  # nobody leaves during the pause
     assert max_in_any_window(stamps, 0.1) <= 3  # 20 a second: about 2 per 0.1 s
+
+
+def test_redis_out_of_reach_keeps_the_budget_in_the_process(caplog):
+    """A sync --local with a broker set that is down, or a worker during a Redis
+    restart: requests go on at RequestsPerSecond, paced by the process's own bucket,
+    with one warning rather than one per request."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    budget = RedisBudget(f"redis://127.0.0.1:{port}/0", unique_instance(), rate=20, burst=1)
+    with caplog.at_level("WARNING", logger="iiqsync.ratelimit"):
+        elapsed = timed(lambda: [budget.acquire() for _ in range(7)])
+        budget.pause(0.3)
+        paused = timed(budget.acquire)
+    assert 0.25 <= elapsed < 1.5  # 6 after the burst at 20 a second: 0.3 s
+    assert paused >= 0.25
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "cannot be reached (ConnectionError)" in warnings[0]
