@@ -8,8 +8,10 @@ reported together, each naming its key, and the token is never part of a message
 
 from __future__ import annotations
 
+import codecs
 import configparser
 import difflib
+import importlib.util
 import os
 import re
 import ssl
@@ -117,6 +119,8 @@ KEYS: tuple[Key, ...] = (
 KEYS_BY_SECTION: dict[str, dict[str, Key]] = {}
 for _k in KEYS:
     KEYS_BY_SECTION.setdefault(_k.section.lower(), {})[_k.name.lower()] = _k
+# Section names as the README writes them, by lower case.
+SECTION_NAMES: dict[str, str] = {k.section.lower(): k.section for k in KEYS}
 
 ENV_NAMES: frozenset[str] = frozenset(k.env for k in KEYS)
 # Variables that are not settings but belong to iiqsync (checked so that a typo in a
@@ -193,6 +197,8 @@ class Settings:
             value = self.values[(k.section.lower(), k.name.lower())]
             if k.secret and value:
                 value = _mask_url(value) if "://" in str(value) else "********"
+            elif k.kind == "list":
+                value = ", ".join(value)  # as the user writes it; empty when none
             out[f"[{k.section}] {k.name}"] = value
         return out
 
@@ -201,7 +207,10 @@ _ODBC_SECRET = re.compile(r"((?:PWD|Password)(?:=|%3D))((?:(?!%3B)[^;&])*)", re.
 
 
 def _mask_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL after all (an unclosed [): show none of it past the scheme
+        return url.split("://", 1)[0] + "://********"
     if not parts.password and not _ODBC_SECRET.search(parts.query):
         return url
     if parts.password:
@@ -271,22 +280,164 @@ def _max_hint(key: Key) -> str:
     return ""
 
 
-def _parse_problem(exc: configparser.Error) -> str:
+class _Parser(configparser.ConfigParser):
+    """Reads keys case-insensitively (as configparser does) and remembers how each
+    was first spelled, so that a message shows the key as the user wrote it."""
+
+    def __init__(self):
+        # Raw values: the old tool's %-interpolation is applied per value (_interpolated).
+        super().__init__(interpolation=None, inline_comment_prefixes=(";", "#"))
+        self.spelling: dict[str, str] = {}
+
+    def optionxform(self, optionstr: str) -> str:
+        lowered = optionstr.lower()
+        self.spelling.setdefault(lowered, optionstr)
+        return lowered
+
+
+_OLD_TOOL_INTERPOLATION = configparser.BasicInterpolation()
+
+
+def _interpolated(parser: _Parser, section: str, name: str, value: str) -> str:
+    """The value as the old tool read it (ConfigParser's default interpolation: ``%%``
+    is ``%``, ``%(key)s`` another key of the section or of [DEFAULT]); the value as
+    written when that fails, as it does on a lone ``%`` (``p%40ss``) written for iiqsync."""
+    if "%" not in value:
+        return value
+    try:
+        return _OLD_TOOL_INTERPOLATION.before_get(
+            parser, section, name, value, dict(parser.items(section, raw=True)))
+    except configparser.InterpolationError:
+        return value
+
+
+# ConfigParser's own patterns: a [Section] header, a %(key)s reference.
+_HEADER = re.compile(r"\[(?P<header>.+)\]")
+_REFERENCE = re.compile(r"%\(([^)]+)\)s")
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: UTF-8 (with or without BOM), or UTF-16/32 with a BOM (what
+    Windows PowerShell 5's ``>`` and Notepad's "Unicode" write)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path} cannot be read: {exc.strerror}"]) from None
+    encoding = "utf-8-sig"
+    for bom, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                      (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            encoding = name
+            break
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if encoding != "utf-8-sig":
+            label = encoding.upper()
+            raise ConfigError([f"{path} starts with a {label} byte-order mark but is not "
+                               f"valid {label}: save the file as UTF-8"]) from None
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path} line {line} is not UTF-8 (byte 0x{data[exc.start]:02x}): "
+                           "save the file as UTF-8"]) from None
+    # Lines end as open() would end them, so line numbers are the editor's.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise ConfigError([f"{path} line {line} holds a NUL byte (UTF-16 without a "
+                           "byte-order mark?): save the file as UTF-8"])
+    return text
+
+
+def _line_of(text: str, section: str, option: str | None = None,
+             before: int | None = None) -> int | None:
+    """The first line holding ``[section]`` (or ``option`` in it), for messages only."""
+    current = None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if before is not None and lineno >= before:
+            break
+        stripped = line.strip()
+        header = _HEADER.match(stripped)
+        if header:
+            current = header.group("header")
+            if option is None and current == section:
+                return lineno
+        elif (option is not None and current == section and line[:1] not in (" ", "\t")
+              and re.split(r"[:=]", stripped, maxsplit=1)[0].strip().lower() == option):
+            return lineno
+    return None
+
+
+def _lines(first: int | None, second: int) -> str:
+    return f"lines {first} and {second}" if first else f"again on line {second}"
+
+
+def _parse_problem(exc: configparser.Error, path: Path, text: str, parser: _Parser) -> str:
     if isinstance(exc, configparser.MissingSectionHeaderError):
-        return f"line {exc.lineno}: a setting comes before the first [Section] header"
+        return (f"{path}: cannot be parsed: line {exc.lineno}: a setting comes before the "
+                "first [Section] header")
     if isinstance(exc, configparser.ParsingError):
         lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
-        return f"line(s) {lines}: not of the form 'Key: value'"
-    if isinstance(exc, (configparser.DuplicateOptionError, configparser.DuplicateSectionError)):
-        return f"line {exc.lineno}: {type(exc).__name__.replace('Error', '')} of " + (
-            f"[{exc.section}] {getattr(exc, 'option', '')}".strip())
-    return type(exc).__name__
+        return f"{path}: cannot be parsed: line(s) {lines}: not of the form 'Key: value'"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        key = KEYS_BY_SECTION.get(exc.section.lower(), {}).get(exc.option)
+        shown = (f"[{key.section}] {key.name}" if key else
+                 f"[{exc.section}] {parser.spelling.get(exc.option, exc.option)}")
+        first = _line_of(text, exc.section, exc.option, before=exc.lineno)
+        return f"{path}: {shown} is given twice ({_lines(first, exc.lineno)}); keep one"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        first = _line_of(text, exc.section, before=exc.lineno)
+        return (f"{path}: section [{exc.section}] is given twice ({_lines(first, exc.lineno)}); "
+                "put its keys under one")
+    return f"{path}: cannot be parsed: {type(exc).__name__}"
 
 
 def _suggest(name: str, choices) -> str:
+    """`` (did you mean 'Token'?)`` for a near miss, spelled as in ``choices``."""
     by_lower = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
     return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
+def _read_file(path: Path, problems: list[str],
+               raw: dict[tuple[str, str], tuple[str, str]]) -> None:
+    """Put the file's settings into ``raw``; unknown sections and keys are problems."""
+    text = _read_text(path)
+    parser = _Parser()
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        # configparser quotes the offending line, which may hold the token: say where only.
+        raise ConfigError([_parse_problem(exc, path, text, parser)]) from None
+    referenced = {parser.optionxform(m) for m in _REFERENCE.findall(text)}
+    defaults = parser.defaults()
+    for name in defaults:
+        if name not in referenced:
+            problems.append(f"{path}: [{parser.default_section}] {parser.spelling.get(name, name)} "
+                            "is not used by a %(name)s reference (put each setting in its section)")
+    seen: dict[str, str] = {}
+    for section in parser.sections():
+        known = KEYS_BY_SECTION.get(section.lower())
+        if known is None:
+            problems.append(f"{path}: section [{section}] is not known"
+                            + _suggest(section, SECTION_NAMES.values()))
+            continue
+        if section.lower() in seen:
+            # configparser tells [General] from [general]; iiqsync would let one hide the other.
+            first, again = seen[section.lower()], section
+            problems.append(f"{path}: section [{SECTION_NAMES[section.lower()]}] is given twice "
+                            f"(lines {_line_of(text, first)} and {_line_of(text, again)}); "
+                            "put its keys under one")
+            continue
+        seen[section.lower()] = section
+        for name, value in parser.items(section, raw=True):
+            if name not in known:
+                if name in referenced or (name in defaults and defaults[name] == value):
+                    continue  # a value for %(name)s references, as the old tool allowed
+                problems.append(f"{path}: [{section}] {parser.spelling.get(name, name)} is not a "
+                                "known key" + _suggest(name, [k.name for k in known.values()]))
+                continue
+            raw[(section.lower(), name)] = (_interpolated(parser, section, name, value),
+                                            f"[{known[name].section}] {known[name].name}")
 
 
 def load(path: str | os.PathLike | None = None, env: dict | None = None,
@@ -306,30 +457,13 @@ def load(path: str | os.PathLike | None = None, env: dict | None = None,
         raise ConfigError([f"{file_path} is a directory, not a config file (point at the "
                            f"config.ini inside it)"])
     if file_path.exists():
-        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
-        try:
-            parser.read(file_path, encoding="utf-8-sig")
-        except configparser.Error as exc:
-            # configparser quotes the offending line, which may hold the token: say where only.
-            raise ConfigError([f"{file_path}: cannot be parsed: {_parse_problem(exc)}"]) from None
+        _read_file(file_path, problems, raw)
         source = str(file_path)
-        for section in parser.sections():
-            known = KEYS_BY_SECTION.get(section.lower())
-            if known is None:
-                problems.append(f"{file_path}: section [{section}] is not known"
-                                + _suggest(section, KEYS_BY_SECTION))
-                continue
-            for name, value in parser.items(section):
-                if name not in known:
-                    problems.append(f"{file_path}: [{section}] {name} is not a known key"
-                                    + _suggest(name, known))
-                    continue
-                raw[(section.lower(), name)] = (value, f"[{known[name].section}] {known[name].name}")
     elif explicit:
         raise ConfigError([f"config file {file_path} does not exist"])
 
     for var, value in env.items():
-        if var in ENV_NAMES:
+        if var in ENV_NAMES:  # taken as it is: no %-interpolation
             key = next(k for k in KEYS if k.env == var)
             raw[(key.section.lower(), key.name.lower())] = (
                 value, f"[{key.section}] {key.name} (env {var})")
@@ -347,13 +481,15 @@ def load(path: str | os.PathLike | None = None, env: dict | None = None,
             values[ident] = key.default
 
     settings = Settings(values, source)
-    _check(settings, problems, require_iiq)
+    _check(settings, problems, require_iiq, {ident: where for ident, (_, where) in raw.items()})
     if problems:
         raise ConfigError(problems)
     return settings
 
 
-def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
+def _check(settings: Settings, problems: list[str], require_iiq: bool,
+           where: dict[tuple[str, str], str]) -> None:
+    """Problems of the values together; ``where`` tells where each value was given."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -364,7 +500,10 @@ def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
         problems.append("[Database] ConnectionString is not a SQLAlchemy URL "
                         "(expected e.g. postgresql+psycopg2://user:pass@host/db)")
     else:
-        if _in_memory_sqlite(url):
+        unknown = _unknown_driver(url)
+        if unknown:
+            problems.append(unknown)
+        elif _in_memory_sqlite(url):
             problems.append(
                 f"[Database] ConnectionString {_mask_url(settings.connection_string)} is an "
                 "in-memory SQLite database: every connection, and every worker process, "
@@ -423,11 +562,80 @@ def _check(settings: Settings, problems: list[str], require_iiq: bool) -> None:
         problems.append("[IncidentIQ] Instance is missing (e.g. cps.incidentiq.com); "
                         "env IIQSYNC_INCIDENTIQ_INSTANCE")
     else:
-        parts = urlsplit(settings.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append("[IncidentIQ] Instance is not a host name or http(s) URL")
+        problem = _instance_problem(settings.base_url)
+        if problem:
+            given = where.get(("incidentiq", "instance"), "[IncidentIQ] Instance")
+            problems.append(f"{given}: {instance.strip()!r} {problem}")
     if not settings.token:
         problems.append("[IncidentIQ] Token is missing; env IIQSYNC_INCIDENTIQ_TOKEN")
+
+
+def _instance_problem(base_url: str) -> str | None:
+    """What is wrong with the instance's URL, or None: caught here, not by every
+    entity's first request."""
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+        return f"is not a URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "is not a host name or an http(s) URL (e.g. cps.incidentiq.com)"
+    if not parts.hostname or any(c.isspace() for c in parts.hostname):
+        return "holds no host name (e.g. cps.incidentiq.com)"
+    try:
+        port = parts.port
+    except ValueError:  # out of range, or not a number
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        shown = parts.netloc.rpartition(":")[2]
+        return f"has port {shown!r}; a port is a number from 1 to 65535"
+    return None
+
+
+# What to write instead of the drivers people try that SQLAlchemy does not know (it says
+# only "Can't load plugin"), by the database part of the URL's scheme.
+_MYSQL = "write mysql+pymysql://user:pass@host/db (PyMySQL is installed; it serves MariaDB too)"
+_MSSQL = ("write mssql+pyodbc://user:pass@host/db?driver=ODBC+Driver+18+for+SQL+Server "
+          "(and pip install .[mssql])")
+_DRIVER_HINTS = {
+    "mysql": _MYSQL, "mariadb": _MYSQL, "maria": _MYSQL,
+    "mssql": _MSSQL, "sqlserver": _MSSQL, "azuresql": _MSSQL,
+    "oracle": "write oracle+oracledb://user:pass@host/?service_name=NAME (and pip install .[oracle])",
+    "sqlite": "write sqlite:///iiqsync.db (a file path after the three slashes)",
+    "sqlite3": "write sqlite:///iiqsync.db (a file path after the three slashes)",
+}
+_POSTGRES = ("postgresql", "postgres", "postgre", "pgsql", "psql", "pg")
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _postgresql_hint() -> str:
+    if _installed("psycopg"):
+        return ("write postgresql+psycopg://user:pass@host/db (SQLAlchemy's name for "
+                "psycopg 3) or postgresql+psycopg2://user:pass@host/db")
+    return ("write postgresql+psycopg2://user:pass@host/db (psycopg2 is installed; "
+            "psycopg 3, once installed, is postgresql+psycopg://)")
+
+
+def _unknown_driver(url) -> str | None:
+    """A problem when SQLAlchemy has no dialect or driver of the URL's name (e.g.
+    postgresql+psycopg3); a known driver that is not installed is db's to report."""
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        url.get_dialect()
+        return None
+    except (NoSuchModuleError, AttributeError):  # AttributeError: mysql+mariadb, say
+        pass
+    except ImportError:
+        return None
+    scheme = url.drivername
+    backend = scheme.partition("+")[0].lower()
+    hint = _postgresql_hint() if backend in _POSTGRES else _DRIVER_HINTS.get(
+        backend, "the URL starts with the database and its driver: postgresql+psycopg2://, "
+        "mysql+pymysql://, mssql+pyodbc://, oracle+oracledb:// or sqlite:///")
+    return f"[Database] ConnectionString: SQLAlchemy knows no database driver {scheme!r}; {hint}"
 
 
 def _in_memory_sqlite(url) -> bool:
