@@ -3,7 +3,8 @@
 Every request goes through ``IIQClient.request``: it takes a slot from the shared
 request budget, sends the call, and sorts the outcome into the error bases of
 ``errors``: 429/503/5xx/timeouts/cut-off bodies are retried here with jittered
-exponential back-off (honouring ``Retry-After``); 401/403 stop at once. The
+exponential back-off (honouring ``Retry-After``); 401/403 stop at once, and so does
+a run's first request answered by something that is not IIQ (a web site). The
 token is sent in a header and never appears in a message.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import random
+import re
 import socket
 import ssl
 import time
@@ -35,6 +37,7 @@ from .errors import (
     RateLimitedError,
     RetriableError,
     UnreachableError,
+    WebPageError,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,15 @@ BACKOFF_CAP = 60.0
 # as a wrong [IncidentIQ] Instance rather than retried for minutes like an outage.
 FIRST_CONTACT_RETRIES = 3
 FIRST_CONTACT_DELAY = 0.5
+# Statuses that, with a web page for a body, say a server is not IIQ at all when they
+# answer a run's first request: a web site's "not found", "method not allowed" (404,
+# 405; http.server's 501 to a POST), a redirect elsewhere, nginx's 400 to plain HTTP
+# on its HTTPS port. IIQ's API is ASP.NET: its own 404 or 405 for a route it lacks is
+# JSON ({"Message": "No HTTP resource was found ..."}) and fails that entity only.
+# What an IIQ behind a load balancer sends while it struggles (500, 502, 503, 504,
+# 408, 429) is not among them, page or not: an outage, retried.
+NOT_SERVED = {301, 302, 303, 307, 308, 400, 404, 405, 410, 501, 505}
+WEB_SITE = "it answered like a web site, not the Incident IQ API"
 
 
 @dataclass
@@ -110,6 +122,25 @@ def _unreachable_reason(exc: BaseException, base_url: str) -> str:
             return "no route to the host"
         seen = seen.__cause__ or seen.__context__
     return str(exc).strip() or type(exc).__name__
+
+
+def _web_page(content: bytes) -> bool:
+    """Whether a body that is not JSON is a page (HTML or text), as a web site or a
+    proxy answers, rather than IIQ's JSON cut short or nothing at all."""
+    head = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return bool(head) and head not in b"{["
+
+
+def _page_words(content: bytes, token: str) -> str:
+    """A page in a few words: its title, or how its text starts (the token masked,
+    should the page echo the request)."""
+    text = content[:4096].decode("utf-8", "replace")
+    title = re.search(r"<title[^>]*>(.*?)</title", text, re.IGNORECASE | re.DOTALL)
+    words = " ".join(re.sub(r"<[^>]*>", " ", title.group(1) if title else text).split())
+    if token:
+        words = words.replace(token, "***")
+    words = words[:80] + "…" if len(words) > 80 else words
+    return f'titled "{words}"' if title else f'"{words}"'
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -177,17 +208,26 @@ class IIQClient:
         what it keeps of it; the whole of it when the body does not fit it).
 
         ``first_contact``: the first request of a run. If IIQ cannot be reached at
-        all, it is tried ``FIRST_CONTACT_RETRIES`` more times, briefly, and then
-        ``InstanceUnreachableError`` names the setting; once IIQ has answered (or
-        without ``first_contact``) the fault is an outage, retried with back-off."""
+        all, or answers with a web page instead of JSON, it is tried
+        ``FIRST_CONTACT_RETRIES`` more times, briefly, and then
+        ``InstanceUnreachableError`` names the setting; a 404, 405 or 501 (see
+        ``NOT_SERVED``) with a web page raises it at once. Once IIQ has answered (or
+        without ``first_contact``) a fault is an outage, retried with back-off."""
         attempt = 0
         quick = min(FIRST_CONTACT_RETRIES, self.max_retries)
         while True:
             try:
-                return self._once(method, path, params, body, decoder)
+                return self._once(method, path, params, body, decoder, first_contact)
             except RetriableError as exc:
                 error = exc
-            if first_contact and isinstance(error, UnreachableError):
+            if first_contact and isinstance(error, (UnreachableError, WebPageError)):
+                # A page may be IIQ's own "down for maintenance" for a moment: only
+                # the same page every time says the instance is a web site.
+                if attempt >= quick and isinstance(error, WebPageError):
+                    raise InstanceUnreachableError(
+                        f"{_mask_url(self.settings.base_url)} answered {method} {path} with "
+                        f"a web page, not JSON ({error.page}) — check [IncidentIQ] Instance "
+                        f"(env IIQSYNC_INCIDENTIQ_INSTANCE): {WEB_SITE}") from None
                 if attempt >= quick:
                     raise InstanceUnreachableError(
                         f"cannot reach IIQ at {_mask_url(self.settings.base_url)}: "
@@ -212,7 +252,7 @@ class IIQClient:
             self._sleep(delay)
             attempt += 1
 
-    def _once(self, method, path, params, body, decoder=None) -> dict:
+    def _once(self, method, path, params, body, decoder=None, first_contact=False) -> dict:
         self.budget.acquire()
         self.stats["requests"] += 1
         where = f"{method} {path}"
@@ -257,6 +297,15 @@ class IIQClient:
                 "is an administrator")
         if status == 429 or (status == 503 and "Retry-After" in response.headers):
             raise RateLimitedError(f"{where}: IIQ is throttling ({status})", _retry_after(response))
+        if first_contact and status in NOT_SERVED and _web_page(content):
+            # Not IIQ at all: said at once, and the sync stops (no retry changes it).
+            page = _page_words(content, self.settings.token)
+            moved = response.headers.get("Location") if 300 <= status < 400 else None
+            raise InstanceUnreachableError(
+                f"{_mask_url(self.settings.base_url)} answered {where} with {status} "
+                f"{response.reason_phrase} and a web page ({page})"
+                + (f", which sends it to {_mask_url(moved)}" if moved else "")
+                + f" — check [IncidentIQ] Instance (env IIQSYNC_INCIDENTIQ_INSTANCE): {WEB_SITE}")
         if status >= 500 or status == 408:
             raise RetriableError(f"{where}: server error {status}", _retry_after(response))
         if status != 200:
@@ -264,6 +313,10 @@ class IIQClient:
         try:
             data = _parse(content, decoder)
         except (orjson.JSONDecodeError, msgspec.DecodeError):
+            if _web_page(content):
+                page = _page_words(content, self.settings.token)
+                raise WebPageError(f"{where}: the response is a web page, not JSON "
+                                   f"({len(content)} bytes, {page})", page) from None
             raise RetriableError(f"{where}: the response is not JSON "
                                  f"({len(content)} bytes, starts {content[:40]!r})") from None
         if not isinstance(data, dict):

@@ -40,6 +40,19 @@ class UnreachableError(RetriableError):
         self.reason = reason or message
 
 
+class WebPageError(RetriableError):
+    """IIQ answered 200 with a web page (HTML or text), not JSON: a maintenance page or
+    a proxy's error page, retried like an outage. At a run's first request the same
+    answer, again and again, is an ``InstanceUnreachableError`` instead: what
+    ``[IncidentIQ] Instance`` names is a web site, not the Incident IQ API.
+
+    ``page`` names the page in a few words (its title, or how it starts)."""
+
+    def __init__(self, message: str, page: str):
+        super().__init__(message)
+        self.page = page
+
+
 class RateLimitedError(RetriableError):
     """IIQ answered 429 (or 503 with Retry-After): slow down and try again."""
 
@@ -62,6 +75,12 @@ class ForeignTableError(FatalError):
     syncing into it would replace rows that belong to something else."""
 
 
+class ColumnTypeError(FatalError):
+    """A column of an existing final table is of a type that would lose or reject
+    what iiqsync stores, and the database refused to change it (a view depends on
+    it, the old values do not convert): nothing was swapped."""
+
+
 class AuthError(FatalError):
     """IIQ refused the token (401) or its user lacks permission (403)."""
 
@@ -72,9 +91,11 @@ class CertificateError(FatalError):
 
 class InstanceUnreachableError(FatalError):
     """A run's first request could not reach IIQ at all (the name does not resolve,
-    nothing listens on the port): ``[IncidentIQ] Instance`` is most likely wrong, and
-    retrying for minutes would only delay saying so. The same fault later in a run is
-    an ``UnreachableError``, retried as an outage."""
+    nothing listens on the port), or what answered it is not IIQ (a web site: a page
+    where IIQ's JSON should be, or 404, 405, 501 with a page): ``[IncidentIQ] Instance``
+    is most likely wrong, and retrying for minutes would only delay saying so. The same
+    faults later in a run are an ``UnreachableError`` or a ``WebPageError``, retried as
+    an outage, or an ``ApiError``."""
 
 
 class ApiError(FatalError):
