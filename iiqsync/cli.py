@@ -352,6 +352,7 @@ def _wait(settings, task_ids: dict[str, str], timeout: float, progress: bool) ->
     started = time.monotonic()
     deadline = started + timeout
     final: dict[str, dict] = {}
+    followed: set[str] = set()
     unseen_said = False
     with Progress(enabled=progress and sys.stderr.isatty()) as bar:
         while len(final) < len(run_ids) and time.monotonic() < deadline:
@@ -377,6 +378,15 @@ def _wait(settings, task_ids: dict[str, str], timeout: float, progress: bool) ->
                 if run.pages:
                     bar.add(name, run.pages)
                     bar.set(name, books.page_summary(run_id, pages=(0, pipeline.ROUND_STRIDE))["done"])
+                behind = run.layout.get("behind") if run.status == "skipped" else None
+                if behind and name not in followed:
+                    # The entity was busy with an earlier run (a retried job, a second
+                    # trigger): its outcome is what this sync is waiting for.
+                    followed.add(name)
+                    run_ids[name] = behind
+                    print(f"{name}: run {behind}, started earlier, is in progress; waiting for it",
+                          file=sys.stderr)
+                    continue
                 if run.status != "running":
                     with books.engine.connect() as conn:
                         row = conn.execute(books.runs.select()
@@ -388,9 +398,12 @@ def _wait(settings, task_ids: dict[str, str], timeout: float, progress: bool) ->
                                    .total_seconds()}
                     bar.done(name, row.status)
             time.sleep(0.5)
-    for name in run_ids:
-        final.setdefault(name, {"entity": name, "status": "waiting",
-                                "error": f"still running after {timeout:g}s"})
+    for name, run_id in run_ids.items():
+        if name not in final:
+            untaken = books.get(run_id) is None
+            final[name] = {"entity": name, "status": "waiting",
+                           "error": (f"not started after {timeout:g}s: no worker has taken it"
+                                     if untaken else f"still running after {timeout:g}s")}
     _print_results(list(final.values()))
     return 0 if all(r["status"] in ("succeeded", "skipped") for r in final.values()) else 1
 

@@ -200,7 +200,7 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
     if locked_by is not None:
         reason = (f"skipped: run {locked_by} of {entity.name} is still in progress "
                   f"(one run per entity at a time)")
-        ctx.books.record_skip(run_id, entity.name, reason, mode)
+        ctx.books.record_skip(run_id, entity.name, reason, mode, behind=locked_by)
         log.warning("%s", reason)
         return {"run_id": run_id, "entity": entity.name, "status": "skipped", "reason": reason}
     # An in-process run records its process, so that a later run on this machine

@@ -113,10 +113,12 @@ class Bookkeeping:
             run_id=run_id, entity=entity, started=utcnow(), status=RUNNING, mode=mode,
             layout=json.dumps(layout) if layout else None))
 
-    def record_skip(self, run_id: str, entity: str, reason: str, mode: str) -> None:
+    def record_skip(self, run_id: str, entity: str, reason: str, mode: str,
+                    behind: str | None = None) -> None:
+        """``behind``: the run that holds the entity, which ``sync --wait`` follows."""
         now = utcnow()
         values = dict(entity=entity, started=now, finished=now, status=SKIPPED, error=reason,
-                      mode=mode)
+                      mode=mode, layout=json.dumps({"behind": behind}) if behind else None)
         # Insert first, rather than delete-then-insert: on MySQL/MariaDB deleting a row
         # that is not there locks the gap around it, and plans skipped at the same
         # moment then deadlock on each other's gaps.

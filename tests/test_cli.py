@@ -156,7 +156,7 @@ def test_sync_through_a_broker_with_no_worker_says_so(sqlite_url, redis_url, iiq
     assert done.returncode == 1, done.stdout + done.stderr
     assert "enqueued teams" in done.stdout
     assert "no worker answered" in done.stderr
-    assert "still running after 3s" in done.stdout
+    assert "not started after 3s: no worker has taken it" in done.stdout
 
 
 def test_status_shows_runs_waiting_for_a_worker(sqlite_url, redis_url, iiq, worker_factory):
@@ -447,3 +447,37 @@ def test_status_does_not_create_a_missing_sqlite_file(tmp_path):
     assert f"no runs yet: the SQLite file {tmp_path / 'iiqsync.db'} does not exist" in plain.stderr
     assert run_cli(["status", "--max-age", "26"], {}, cwd=tmp_path).returncode == 1
     assert not (tmp_path / "iiqsync.db").exists()
+
+
+def test_a_second_waiting_sync_follows_the_run_in_progress(sqlite_url, redis_url, iiq,
+                                                           worker_factory):
+    """A retried job (or a second trigger) finds the entity busy with an earlier run:
+    --wait follows that run and reports its outcome, rather than 'skipped' at once."""
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_CELERY_BROKERURL=redis_url,
+                   IIQSYNC_GENERAL_PAGESIZE="10")
+    worker_factory(env, concurrency=2)
+    iiq.configure(latency_ms=400)
+    first = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "assets", "--wait",
+                              "--no-progress"], cwd=str(ROOT), text=True,
+                             env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    engine = sa.create_engine(sqlite_url)
+    deadline = time.monotonic() + 60
+    running = None
+    while running is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        with engine.connect() as conn:
+            if sa.inspect(conn).has_table("iiqsync_runs"):
+                running = conn.exec_driver_sql("SELECT run_id FROM iiqsync_runs "
+                                               "WHERE status = 'running'").scalar()
+    assert running, "the first run never started"
+    second = run_cli(["sync", "assets", "--wait", "--no-progress"], env, timeout=180)
+    first.communicate(timeout=180)
+    iiq.configure(latency_ms=0)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"assets: run {running}, started earlier, is in progress; waiting for it" in second.stderr
+    assert second.stdout.splitlines()[-1].split()[:3] == ["assets", "succeeded", "230"], second.stdout
+    with engine.connect() as conn:
+        statuses = sorted(conn.exec_driver_sql("SELECT status FROM iiqsync_runs").scalars())
+    engine.dispose()
+    assert statuses == ["skipped", "succeeded"]
