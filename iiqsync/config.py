@@ -440,6 +440,14 @@ def _read_file(path: Path, problems: list[str],
                                             f"[{known[name].section}] {known[name].name}")
 
 
+# What Kubernetes puts in every pod for each Service in its namespace (unless the pod
+# says enableServiceLinks: false): a Service named iiqsync-flower gives
+# IIQSYNC_FLOWER_SERVICE_HOST, IIQSYNC_FLOWER_PORT=tcp://..., IIQSYNC_FLOWER_PORT_5555_TCP_ADDR
+# and more. They are not settings, and no setting's name has their shape.
+_SERVICE_LINK = re.compile(r"^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|"
+                           r"PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$")
+
+
 def load(path: str | os.PathLike | None = None, env: dict | None = None,
          require_iiq: bool = True) -> Settings:
     """Read the config file (if any) and the environment; raise ConfigError listing
@@ -463,12 +471,14 @@ def load(path: str | os.PathLike | None = None, env: dict | None = None,
         raise ConfigError([f"config file {file_path} does not exist"])
 
     for var, value in env.items():
+        if _SERVICE_LINK.match(var) and re.match(r"^(tcp|udp|sctp)://", value):
+            continue  # a Service named like a setting (iiqsync-metrics: IIQSYNC_METRICS_PORT)
         if var in ENV_NAMES:  # taken as it is: no %-interpolation
             key = next(k for k in KEYS if k.env == var)
             raw[(key.section.lower(), key.name.lower())] = (
                 value, f"[{key.section}] {key.name} (env {var})")
         elif var.startswith("IIQSYNC_") and var not in OTHER_ENV and not var.startswith(
-                "IIQSYNC_TEST_"):
+                "IIQSYNC_TEST_") and not _SERVICE_LINK.match(var):
             problems.append(f"{var} is not a known setting" + _suggest(var, ENV_NAMES))
 
     values = {}

@@ -283,6 +283,20 @@ def test_iiqsync_variables_that_are_not_settings_are_left_alone():
     assert s.page_size == 1000
 
 
+def test_kubernetes_service_links_are_not_settings():
+    """Kubernetes gives every pod variables for each Service in its namespace; a
+    Service named iiqsync-flower (or iiqsync-metrics) must not stop the pods."""
+    links = {"IIQSYNC_FLOWER_SERVICE_HOST": "10.0.0.7", "IIQSYNC_FLOWER_SERVICE_PORT": "5555",
+             "IIQSYNC_FLOWER_SERVICE_PORT_HTTP": "5555", "IIQSYNC_FLOWER_PORT": "tcp://10.0.0.7:5555",
+             "IIQSYNC_FLOWER_PORT_5555_TCP": "tcp://10.0.0.7:5555",
+             "IIQSYNC_FLOWER_PORT_5555_TCP_PROTO": "tcp", "IIQSYNC_FLOWER_PORT_5555_TCP_PORT": "5555",
+             "IIQSYNC_FLOWER_PORT_5555_TCP_ADDR": "10.0.0.7",
+             "IIQSYNC_METRICS_PORT": "tcp://10.0.0.8:9808"}
+    s = config.load(OLD_CONFIG, env=links)
+    assert s.get("Metrics", "Port") == 9808
+    assert config.load(OLD_CONFIG, env={"IIQSYNC_METRICS_PORT": "9100"}).get("Metrics", "Port") == 9100
+
+
 def test_a_typo_in_the_section_part_of_a_variable_is_reported():
     with pytest.raises(ConfigError) as excinfo:
         config.load(OLD_CONFIG, env={"IIQSYNC_DATABSE_SCHEMA": "iiq"})
