@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--local", action="store_true", help="run in this process, no broker")
     s.add_argument("--wait", action="store_true",
                    help="with a broker: wait for the runs to end and print the outcome")
-    s.add_argument("--timeout", type=float, default=6 * 3600,
+    s.add_argument("--timeout", type=argtypes.positive, default=6 * 3600,
                    help="with --wait: give up waiting after this many seconds")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -123,11 +123,15 @@ def _parser() -> argparse.ArgumentParser:
                                     "--max-age, exit 1 when an entity has not succeeded within "
                                     "that many hours (for a monitoring check).")
     st.add_argument("--config", **_CONFIG)
-    st.add_argument("--max-age", type=float, metavar="HOURS",
+    st.add_argument("--max-age", type=argtypes.positive, metavar="HOURS",
                     help="exit 1 if an entity's last success is older than this")
-    st.add_argument("--runs", type=int, default=1, help="runs to show per entity")
+    st.add_argument("--runs", type=argtypes.count, default=1, help="runs to show per entity")
 
-    sw = sub.add_parser("sweep", help="drop staging tables left by dead runs")
+    sw = sub.add_parser("sweep", help="drop staging tables left by dead runs",
+                        description="End runs whose lock expired, whose tasks Redis lost or "
+                                    "whose in-process sync was killed on this machine, and drop "
+                                    "the staging tables no running run owns. Every plan does this "
+                                    "first; run it by hand to tidy up without syncing.")
     sw.add_argument("--config", **_CONFIG)
 
     u = sub.add_parser("unlock", help="end an entity's running run by hand and free the entity",
@@ -141,7 +145,11 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("entities", nargs="+", metavar="ENTITY", help="entities to free, or 'all'")
     u.add_argument("--config", **_CONFIG)
 
-    c = sub.add_parser("config", help="check the configuration and print it (secrets masked)")
+    c = sub.add_parser("config", help="check the configuration and print it (secrets masked)",
+                       description="Print every setting with its value, from the config file "
+                                   "and IIQSYNC_* variables (secrets masked), then check that "
+                                   "a sync could start: exit 0 when ready, 2 with each problem "
+                                   "named when not.")
     c.add_argument("--config", **_CONFIG)
     return p
 

@@ -97,7 +97,7 @@ def _fetch_all(settings, entity, run_id, pages, client, progress) -> None:
 
 # Failures that every later entity would meet the same way: why the rest are not run.
 STOPS_EVERY_ENTITY = ((AuthError, "the token was refused"),
-                      (InstanceUnreachableError, "IIQ could not be reached"),
+                      (InstanceUnreachableError, "IIQ does not answer at that Instance"),
                       (UnreachableError, "IIQ could not be reached"),
                       (CertificateError, "IIQ's TLS certificate could not be verified"))
 

@@ -119,7 +119,7 @@ def test_unreachable_instance_and_database_are_clear(tmp_path, sqlite_url):
     assert done.returncode == 1
     assert "cannot reach IIQ at http://127.0.0.1:9: connection refused" in done.stdout
     assert done.stdout.count("[IncidentIQ] Instance") == 1, "said once, not per entity"
-    assert "rooms  not run    not attempted: IIQ could not be reached" in done.stdout
+    assert "rooms  not run    not attempted: IIQ does not answer at that Instance" in done.stdout
     env = make_env("http://127.0.0.1:9", "postgresql+psycopg2://nobody:hunter2@127.0.0.1:1/none")
     done = run_cli(["sync", "teams", "--local", "--no-progress"], env, timeout=60)
     assert done.returncode != 0
@@ -234,7 +234,7 @@ def test_an_instance_that_cannot_be_reached_is_said_within_seconds(where, sqlite
     assert output.count("[IncidentIQ] Instance") == 1, output
     lines = done.stdout.splitlines()
     assert lines[0].startswith("users") and "failed" in lines[0]
-    assert all("not attempted: IIQ could not be reached" in line for line in lines[1:]), output
+    assert all("not attempted: IIQ does not answer at that Instance" in line for line in lines[1:]), output
     assert len(lines) == 6
     assert TOKEN not in output and "Traceback" not in output
 

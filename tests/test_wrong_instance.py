@@ -146,7 +146,7 @@ def test_a_web_site_at_instance_stops_the_sync_within_seconds(kind, synced):
                          "it answered like a web site, not the Incident IQ API"), said
     assert output.count("[IncidentIQ] Instance") == 1, output
     assert all(line.split()[1:3] == ["not", "run"]
-               and line.endswith("not attempted: IIQ could not be reached")
+               and line.endswith("not attempted: IIQ does not answer at that Instance")
                for line in lines[1:]), output
     assert "retry" not in output and "Traceback" not in output and TOKEN not in output
     # Only users' first requests were sent: its TotalRows and its custom fields.
