@@ -1,6 +1,7 @@
 #!/bin/sh
-# The image's HEALTHCHECK. Knows which role the container runs (entrypoint.sh wrote it)
-# and checks what makes sense for it, without touching the broker:
+# The image's HEALTHCHECK. Knows which role the container runs (entrypoint.sh writes it
+# for the long-running roles only) and checks what makes sense for it, without touching
+# the broker:
 #   worker  the heartbeat file is fresh (python -m iiqsync.health)
 #   flower  Flower answers on /healthcheck
 #   other   healthy while the process runs (beat, one-shot sync, simulator)

@@ -75,7 +75,17 @@ def test_worker_takes_concurrency_from_the_config_variable(sandbox):
 def test_worker_is_the_default_role(sandbox):
     r = sandbox(ENTRYPOINT)
     assert r.args[:3] == ["-A", "iiqsync", "worker"]
-    assert not any(a.startswith("--concurrency") for a in r.args)
+
+
+def test_worker_concurrency_defaults_to_the_threads_setting(sandbox):
+    """Unset, the image runs [General] Threads' default, not one process per CPU."""
+    from iiqsync.config import KEYS_BY_SECTION
+
+    default = KEYS_BY_SECTION["general"]["threads"].default
+    r = sandbox(ENTRYPOINT, "worker")
+    assert f"--concurrency={default}" in r.args
+    r = sandbox(ENTRYPOINT, "worker", IIQSYNC_GENERAL_THREADS="")
+    assert f"--concurrency={default}" in r.args
 
 
 @pytest.mark.parametrize("given", [["-c", "2"], ["-c2"], ["--concurrency", "2"], ["--concurrency=2"]])
@@ -105,6 +115,27 @@ def test_flower_refuses_to_start_without_auth(sandbox):
     assert r.returncode == 64
     assert r.prog is None
     assert "FLOWER_BASIC_AUTH" in r.stderr
+
+
+def test_flower_refuses_oauth_without_a_provider(sandbox):
+    """FLOWER_AUTH alone: Flower starts with no login page and nobody can get in."""
+    for extra in ({}, {"FLOWER_BASIC_AUTH": "admin:secret"}):
+        r = sandbox(ENTRYPOINT, "flower", FLOWER_AUTH=".*@example.org", **extra)
+        assert r.returncode == 64
+        assert r.prog is None
+        assert "FLOWER_AUTH_PROVIDER" in r.stderr and "nobody could log in" in r.stderr
+        assert not (sandbox.tmp / "iiqsync-role").exists()
+
+
+@pytest.mark.parametrize("provider", [
+    {"FLOWER_AUTH_PROVIDER": "flower.views.auth.GoogleAuth2LoginHandler"},
+    {"args": "--auth_provider=flower.views.auth.GithubLoginHandler"},
+])
+def test_flower_starts_with_oauth_and_a_provider(sandbox, provider):
+    args = [provider.pop("args")] if "args" in provider else []
+    r = sandbox(ENTRYPOINT, "flower", *args, FLOWER_AUTH=".*@example.org", **provider)
+    assert r.returncode == 0, r.stderr
+    assert r.args[:3] == ["-A", "iiqsync", "flower"]
 
 
 def test_flower_starts_with_basic_auth(sandbox):
@@ -148,6 +179,19 @@ def test_healthcheck_follows_the_role(sandbox):
     sandbox(ENTRYPOINT, "beat")
     r = sandbox(HEALTHCHECK)
     assert r.returncode == 0 and r.prog is None
+
+
+@pytest.mark.parametrize("command", [["iiqsync", "--version"], ["sync", "--wait"],
+                                     ["iiqsync", "status"]])
+def test_only_long_running_roles_set_what_the_healthcheck_checks(sandbox, command):
+    """A one-off command through the entrypoint in a worker's container (docker exec)
+    leaves the container's health check on the worker's heartbeat."""
+    sandbox(ENTRYPOINT, "worker")
+    r = sandbox(ENTRYPOINT, *command)
+    assert r.returncode == 0, r.stderr
+    assert (sandbox.tmp / "iiqsync-role").read_text().strip() == "worker"
+    r = sandbox(HEALTHCHECK)
+    assert (r.prog, r.args) == ("python", ["-m", "iiqsync.health"])
 
 
 def test_healthcheck_without_a_role_file_is_healthy(sandbox):
