@@ -1,26 +1,30 @@
 """Finalize's database work: additive schema changes, then the atomic swap.
 
-Schema changes read the real catalog and only ever add: a missing table is
-created, a missing column is added, a bounded text column too short for a staged
-value is widened. The swap then replaces each final table's rows with the staged
-rows in ONE transaction for all of an entity's tables, so readers see the old
-rows until commit and the new rows after, never an empty or half-filled table.
+Schema changes read the real catalog and never drop: a missing table is
+created, a missing column is added, a column whose type would lose or reject
+what iiqsync stores (a table an older tool made: DATE for a timestamp, CHAR(32)
+for a GUID) is changed to the type iiqsync creates for it, and a bounded text
+column too short for a staged value is widened. The swap then replaces each
+final table's rows with the staged rows in ONE transaction for all of an
+entity's tables, so readers see the old rows until commit and the new rows
+after, never an empty or half-filled table.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from . import columntypes, db, schema
 from . import entities as k
-from . import schema
 from .config import Settings
 from .dialects import Dialect
 from .entities import Entity
-from .errors import ForeignTableError
+from .errors import ColumnTypeError, FatalError, ForeignTableError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,13 @@ class RunTables:
     @property
     def stages(self) -> list[sa.Table]:
         return [s for _, s, _ in self.pairs]
+
+    def kinds(self, final: sa.Table) -> dict[str, str]:
+        """The column kind of each column of ``final``: custom-field values are text."""
+        if final is self.cf:
+            return {**{c.name: k.LONGTEXT for c in final.columns},
+                    self.entity.key: self.entity.key_column.kind}
+        return {c.name: c.kind for c in self.entity.columns}
 
 
 def build(entity: Entity, settings: Settings, dialect: Dialect, run_id: str,
@@ -128,27 +139,38 @@ def refuse_foreign(name: str, columns: Iterable[str], entity: Entity, setting: s
 
 
 def ensure_final_tables(conn: sa.Connection, dialect: Dialect, tables: RunTables) -> list[str]:
-    """Create missing final tables and add missing columns; widen bounded text
-    columns that a staged value would not fit. Returns what was changed."""
+    """Create missing final tables and add missing columns; change columns of an
+    existing table whose type would lose or reject what the run stores to the type
+    iiqsync creates for them; widen bounded text columns that a staged value would
+    not fit. Returns what was changed.
+
+    Raises ``ColumnTypeError`` when the database refuses a type change: on
+    PostgreSQL and SQL Server every change of this call is rolled back with the
+    caller's transaction; on MySQL and Oracle the changes made before it stay (each
+    ALTER TABLE commits), and each keeps every value the column held."""
     changes = []
     inspector = sa.inspect(conn)
-    for final, stage, _cols in tables.pairs:
-        if not inspector.has_table(final.name, schema=final.schema):
-            final.create(conn)
-            changes.append(f"created table {final.name}")
-            # The first run may stage a value longer than StringLength too.
-            present = {c.name.lower(): {"name": c.name, "type": c.type} for c in final.columns}
-            changes += _widen(conn, dialect, final, stage, present)
-            continue
-        present = {c["name"].lower(): c for c in inspector.get_columns(final.name,
-                                                                       schema=final.schema)}
-        refuse_foreign(final.name, present, tables.entity, _setting_of(tables, final))
-        for column in final.columns:
-            if column.name.lower() not in present:
-                added = sa.Column(column.name, column.type, nullable=True)
-                conn.exec_driver_sql(dialect.add_column_sql(conn, final, added))
-                changes.append(f"added column {final.name}.{column.name}")
-        changes += _widen(conn, dialect, final, stage, present)
+    with dialect.changing_types(conn):
+        for final, stage, _cols in tables.pairs:
+            kinds = tables.kinds(final)
+            if not inspector.has_table(final.name, schema=final.schema):
+                final.create(conn)
+                changes.append(f"created table {final.name}")
+                # The first run may stage a value longer than StringLength too.
+                present = {c.name.lower(): {"name": c.name, "type": c.type}
+                           for c in final.columns}
+                changes += _widen(conn, dialect, final, stage, present, kinds)
+                continue
+            present = {c["name"].lower(): c for c in inspector.get_columns(final.name,
+                                                                           schema=final.schema)}
+            refuse_foreign(final.name, present, tables.entity, _setting_of(tables, final))
+            for column in final.columns:
+                if column.name.lower() not in present:
+                    added = sa.Column(column.name, column.type, nullable=True)
+                    conn.exec_driver_sql(dialect.add_column_sql(conn, final, added))
+                    changes.append(f"added column {final.name}.{column.name}")
+            changes += _retype(conn, dialect, final, stage, present, kinds)
+            changes += _widen(conn, dialect, final, stage, present, kinds)
     return changes
 
 
@@ -157,18 +179,90 @@ def _setting_of(tables: RunTables, final: sa.Table) -> str:
     return entity.custom_fields.table_key if final is tables.cf else entity.table_key
 
 
-def _widen(conn, dialect, final, stage, present) -> list[str]:
+def _retype(conn, dialect, final, stage, present, kinds) -> list[str]:
+    """Change each column the run writes whose type ``columntypes`` finds short of
+    what iiqsync stores into the type iiqsync creates for it. Every change is tried
+    (each in a savepoint where DDL is transactional), so that one error names every
+    column the database refused."""
+    changes, refused = [], []
+    for column in final.columns:
+        reflected = present.get(column.name.lower())
+        if reflected is None or column.name not in stage.c:
+            continue
+        why = columntypes.shortfall(kinds[column.name], column.type, reflected["type"],
+                                    dialect)
+        if why is None:
+            continue
+        was, now = _type_sql(reflected["type"], conn), _type_sql(column.type, conn)
+        sql = None
+        try:
+            sql = dialect.change_type_sql(conn, final, reflected["name"], column.type,
+                                          reflected.get("nullable", True))
+            with conn.begin_nested() if dialect.transactional_ddl else nullcontext():
+                conn.exec_driver_sql(sql)
+        except FatalError as exc:  # the dialect cannot do it in place
+            refused.append((column.name, was, now, why, str(exc), sql))
+        except sa.exc.DBAPIError as exc:
+            error = db.retriable(exc)  # the connection lost, a lock not granted in time
+            if error is not exc:
+                raise error from exc
+            refused.append((column.name, was, now, why, _first_lines(exc), sql))
+        else:
+            reflected["type"] = column.type
+            changes.append(f"changed {final.name}.{column.name} from {was} to {now} {why}")
+    if refused:
+        raise ColumnTypeError(_refusal(final, refused))
+    return changes
+
+
+def _type_sql(column_type, conn) -> str:
+    try:
+        return column_type.compile(dialect=conn.dialect)
+    except sa.exc.SQLAlchemyError:
+        return str(type(column_type).__name__)
+
+
+def _first_lines(exc: sa.exc.DBAPIError) -> str:
+    """The database's own words, its message and then its detail, without
+    SQLAlchemy's copy of the statement or the driver's error number."""
+    args = getattr(exc.orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = args[1]  # PyMySQL: (1292, "Incorrect datetime value ...")
+    else:
+        text = str(exc.orig)
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(exc.orig).__name__
+    return (lines[0] + (f" ({'; '.join(lines[1:3])})" if len(lines) > 1 else ""))[:500]
+
+
+def _refusal(final: sa.Table, refused: list[tuple]) -> str:
+    one = len(refused) == 1
+    told = " ".join(f"{final.name}.{name} must change from {was} to {now} {why}, and the "
+                    f"database refused: {reason}."
+                    for name, was, now, why, reason, _sql in refused)
+    statements = [sql for *_, sql in refused if sql]
+    by_hand = f"change {'it' if one else 'them'} by hand, clearing old values that do not convert"
+    if statements:
+        by_hand += ": " + "; ".join(statements)
+    return (f"{told} Nothing was synced and {final.name} keeps its rows. To go on, drop the "
+            f"views that use {'the column' if one else 'these columns'} (create them again "
+            f"after the next sync), or {by_hand}; then sync again")
+
+
+def _widen(conn, dialect, final, stage, present, kinds) -> list[str]:
+    if not dialect.typed_columns:
+        return []  # lengths bound nothing (SQLite)
     bounded = []
     for column in final.columns:
         reflected = present.get(column.name.lower())
         if reflected is None or column.name not in stage.c:
             continue
-        if not isinstance(stage.c[column.name].type, sa.String):
-            # e.g. a uuid staged for a VARCHAR column an older tool created: it fits.
+        if kinds[column.name] not in (k.TEXT, k.LONGTEXT):
+            # GUIDs, numbers, timestamps: columntypes decided on their type.
             continue
         length = getattr(reflected["type"], "length", None)
-        if isinstance(reflected["type"], sa.String) and length and not isinstance(
-                reflected["type"], sa.CHAR):
+        if isinstance(reflected["type"], sa.String) and length:
             bounded.append((column, length))
     if not bounded:
         return []

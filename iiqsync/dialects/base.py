@@ -8,7 +8,7 @@ in one transaction. The generic versions here run anywhere SQLAlchemy does.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as sa
 
@@ -25,6 +25,16 @@ class Dialect:
     batch_rows = 1000
     # Table prefixes for staging tables (e.g. UNLOGGED on PostgreSQL).
     staging_prefixes: tuple[str, ...] = ()
+    # Whether a column's declared type bounds what it stores (SQLite's does not).
+    typed_columns = True
+    # Whether an integer or decimal column takes a boolean (PostgreSQL's refuses it).
+    numbers_take_booleans = True
+    # Kinds whose values a text column would not keep exactly (their text form
+    # depends on session settings).
+    inexact_as_text: frozenset[str] = frozenset()
+    # Whether DDL runs inside the transaction (and so can be rolled back to a
+    # savepoint); MySQL and Oracle commit before and after each DDL statement.
+    transactional_ddl = False
 
     # -- types ---------------------------------------------------------------
     def column_type(self, kind: str, string_length: int) -> sa.types.TypeEngine:
@@ -58,6 +68,12 @@ class Dialect:
     def widened_type(self, column: sa.Column, needed: int) -> sa.types.TypeEngine:
         """The type a bounded string column becomes when a value needs ``needed`` chars."""
         return sa.Text()
+
+    def timestamp_digits(self, column_type: sa.DateTime) -> int | None:
+        """Fraction-of-second digits a timestamp column of this (reflected) type
+        keeps, or None when it cannot hold every timestamp at all."""
+        precision = getattr(column_type, "precision", None)
+        return 6 if precision is None else precision
 
     # -- engine --------------------------------------------------------------
     def engine_options(self) -> dict:
@@ -175,7 +191,20 @@ class Dialect:
 
     def widen_column_sql(self, conn: sa.Connection, table: sa.Table, column: sa.Column,
                          new_type: sa.types.TypeEngine) -> str:
+        """The statement that makes a too-short text column ``new_type``."""
+        return self.change_type_sql(conn, table, column.name, new_type)
+
+    def change_type_sql(self, conn: sa.Connection, table: sa.Table, name: str,
+                        new_type: sa.types.TypeEngine, nullable: bool = True) -> str:
+        """The statement that changes column ``name`` of an existing table to
+        ``new_type``, keeping its values, its nullability, its keys and indexes.
+        Raises ``FatalError`` saying why where the database cannot do it in place."""
         prep = conn.dialect.identifier_preparer
         type_sql = new_type.compile(dialect=conn.dialect)
         return (f"ALTER TABLE {prep.format_table(table)} ALTER COLUMN "
-                f"{prep.quote(column.name)} TYPE {type_sql}")
+                f"{prep.quote(name)} TYPE {type_sql}")
+
+    def changing_types(self, conn: sa.Connection):
+        """A context around the statements that change column types on ``conn``
+        (e.g. one that makes a lossy conversion an error instead of a warning)."""
+        return nullcontext()

@@ -31,6 +31,7 @@ def _utf16_length(value: str) -> int:
 class MSSQLDialect(Dialect):
     name = "mssql"
     max_identifier_bytes = 128
+    transactional_ddl = True
 
     def column_type(self, kind, string_length):
         if kind == "guid":
@@ -102,7 +103,16 @@ class MSSQLDialect(Dialect):
         # Readers under READ COMMITTED wait for the swap rather than see it half done.
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
-    def widen_column_sql(self, conn, table, column, new_type):
+    def timestamp_digits(self, column_type):
+        if isinstance(column_type, (mssql.DATETIME2, mssql.DATETIMEOFFSET)):
+            return 7 if column_type.precision is None else column_type.precision
+        if isinstance(column_type, mssql.SMALLDATETIME):
+            return 0  # to the minute
+        return 2  # DATETIME: steps of 1/300 of a second
+
+    def change_type_sql(self, conn, table, name, new_type, nullable=True):
+        # ALTER COLUMN restates the nullability (NULL unless said otherwise). SQL
+        # Server refuses it on a column in a key, an index or a schema-bound view.
         prep = conn.dialect.identifier_preparer
-        return (f"ALTER TABLE {prep.format_table(table)} ALTER COLUMN "
-                f"{prep.quote(column.name)} {new_type.compile(dialect=conn.dialect)} NULL")
+        return (f"ALTER TABLE {prep.format_table(table)} ALTER COLUMN {prep.quote(name)} "
+                f"{new_type.compile(dialect=conn.dialect)} {'NULL' if nullable else 'NOT NULL'}")

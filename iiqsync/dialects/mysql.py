@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -54,7 +57,32 @@ class MySQLDialect(Dialect):
     def widened_type(self, column, needed):
         return mysql.MEDIUMTEXT()
 
-    def widen_column_sql(self, conn, table, column, new_type):
+    def timestamp_digits(self, column_type):
+        if isinstance(column_type, mysql.TIMESTAMP):
+            return None  # 1970 to 2038 only, and shifted by the session's time zone
+        return getattr(column_type, "fsp", None) or 0  # DATETIME without fsp keeps none
+
+    def change_type_sql(self, conn, table, name, new_type, nullable=True):
+        # MODIFY restates the whole column: its nullability must be said again (a key
+        # column cannot be NULL). A DEFAULT or COMMENT on the column is not kept;
+        # iiqsync's and the old tool's columns have neither.
         prep = conn.dialect.identifier_preparer
-        return (f"ALTER TABLE {prep.format_table(table)} MODIFY COLUMN "
-                f"{prep.quote(column.name)} {new_type.compile(dialect=conn.dialect)} NULL")
+        return (f"ALTER TABLE {prep.format_table(table)} MODIFY COLUMN {prep.quote(name)} "
+                f"{new_type.compile(dialect=conn.dialect)} {'NULL' if nullable else 'NOT NULL'}")
+
+    @contextmanager
+    def changing_types(self, conn: sa.Connection) -> Iterator[None]:
+        # Outside strict mode, MODIFY turns an old value that does not convert into a
+        # zero date or a cut string with only a warning; strict, the statement fails
+        # and the table stays as it was. (Each ALTER TABLE commits on its own.)
+        mode = conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar_one()
+        conn.exec_driver_sql("SET SESSION sql_mode = %s", (_strict(mode),))
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SET SESSION sql_mode = %s", (mode,))
+
+
+def _strict(mode: str) -> str:
+    modes = [m for m in mode.split(",") if m]
+    return ",".join(modes + ["STRICT_ALL_TABLES"] * ("STRICT_ALL_TABLES" not in modes))

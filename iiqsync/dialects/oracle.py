@@ -15,6 +15,9 @@ class OracleDialect(Dialect):
     # 128 bytes since 12.2; older releases allow 30 (set OracleDialect.legacy_names).
     max_identifier_bytes = 128
     batch_rows = 1000
+    # A TIMESTAMP turned into text follows NLS_TIMESTAMP_FORMAT (two-digit years by
+    # default): a text column does not keep it.
+    inexact_as_text = frozenset({"datetime"})
 
     def __init__(self, server_version: tuple | None = None):
         if server_version and tuple(server_version[:2]) < (12, 2):
@@ -74,6 +77,19 @@ class OracleDialect(Dialect):
                 cursor.executemany(sql, list(rows[start:start + self.batch_rows]))
         finally:
             cursor.close()
+
+    def timestamp_digits(self, column_type):
+        if isinstance(column_type, oracle.DATE):
+            return 0  # to the second
+        return super().timestamp_digits(column_type)
+
+    def change_type_sql(self, conn, table, name, new_type, nullable=True):
+        # MODIFY without NULL or NOT NULL keeps the column's nullability. Oracle
+        # changes DATE to TIMESTAMP, CHAR to VARCHAR2 and widens a NUMBER in place;
+        # other changes it makes only on an empty column (ORA-01439).
+        prep = conn.dialect.identifier_preparer
+        return (f"ALTER TABLE {prep.format_table(table)} MODIFY ({prep.quote(name)} "
+                f"{new_type.compile(dialect=conn.dialect)})")
 
     def widen_column_sql(self, conn, table, column, new_type):
         # Oracle cannot turn a VARCHAR2 into a CLOB in place: say so rather than truncate.

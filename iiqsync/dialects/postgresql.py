@@ -60,6 +60,9 @@ class PostgreSQLDialect(Dialect):
     max_identifier_bytes = 63
     # Staging rows are rebuilt if lost, so they need no write-ahead log.
     staging_prefixes = ("UNLOGGED",)
+    # No assignment cast turns a boolean into a number.
+    numbers_take_booleans = False
+    transactional_ddl = True
 
     def sort_key(self, column):
         # Byte order instead of the database's collation: grouping staged copies by
@@ -79,6 +82,17 @@ class PostgreSQLDialect(Dialect):
         if kind == "float":
             return pg.DOUBLE_PRECISION()
         return super().column_type(kind, string_length)
+
+    def change_type_sql(self, conn, table, name, new_type, nullable=True):
+        # USING casts the old values explicitly: without it PostgreSQL refuses types
+        # it has no assignment cast between (text to timestamp). Every type iiqsync
+        # changes a column to is unbounded or wider than the old one, so the cast
+        # cannot cut a value short. NOT NULL, keys and indexes are kept.
+        prep = conn.dialect.identifier_preparer
+        type_sql = new_type.compile(dialect=conn.dialect)
+        column = prep.quote(name)
+        return (f"ALTER TABLE {prep.format_table(table)} ALTER COLUMN {column} "
+                f"TYPE {type_sql} USING {column}::{type_sql}")
 
     @contextmanager
     def staging(self, conn: sa.Connection) -> Iterator[sa.Connection]:

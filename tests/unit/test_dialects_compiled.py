@@ -424,6 +424,53 @@ def test_mysql_widen_column(settings):
     assert sql == "ALTER TABLE `Assets` MODIFY COLUMN `AssetTag` MEDIUMTEXT NULL"
 
 
+# -- changing an adopted table's column types ------------------------------------------------------------
+# The old tool's columns each dialect changes (CHAR(32) GUIDs, DATE timestamps, a scale-0
+# price): what the statement says, and that a key column stays NOT NULL where the
+# statement restates the column.
+
+
+def test_mssql_change_column_type(settings):
+    (main, _), _ = tables_for(entities.ASSETS, settings, "mssql")
+    ours, conn = MSSQLDialect(), CompileOnlyConnection(sa_mssql())
+    assert ours.change_type_sql(conn, main, "CreatedDate", main.c.CreatedDate.type) == (
+        "ALTER TABLE [Assets] ALTER COLUMN [CreatedDate] DATETIME2 NULL")
+    assert ours.change_type_sql(conn, main, "PurchasePrice", main.c.PurchasePrice.type) == (
+        "ALTER TABLE [Assets] ALTER COLUMN [PurchasePrice] NUMERIC(19, 4) NULL")
+    assert ours.change_type_sql(conn, main, "AssetId", main.c.AssetId.type, nullable=False) == (
+        "ALTER TABLE [Assets] ALTER COLUMN [AssetId] UNIQUEIDENTIFIER NOT NULL")
+
+
+def test_oracle_change_column_type(settings):
+    (main, _), _ = tables_for(entities.ASSETS, settings, "oracle")
+    ours, conn = OracleDialect(), CompileOnlyConnection(sa_oracle())
+    assert ours.change_type_sql(conn, main, "CreatedDate", main.c.CreatedDate.type) == (
+        'ALTER TABLE "Assets" MODIFY ("CreatedDate" TIMESTAMP)')
+    assert ours.change_type_sql(conn, main, "AssetId", main.c.AssetId.type, nullable=False) == (
+        'ALTER TABLE "Assets" MODIFY ("AssetId" VARCHAR2(36 CHAR))')
+    assert ours.change_type_sql(conn, main, "PurchasePrice", main.c.PurchasePrice.type) == (
+        'ALTER TABLE "Assets" MODIFY ("PurchasePrice" NUMERIC(19, 4))')
+
+
+def test_mysql_and_postgresql_change_column_type(settings):
+    (main, _), _ = tables_for(entities.ASSETS, settings, "mysql")
+    sql = MySQLDialect().change_type_sql(CompileOnlyConnection(mysql.dialect()), main, "AssetId",
+                                         main.c.AssetId.type, nullable=False)
+    assert sql == "ALTER TABLE `Assets` MODIFY COLUMN `AssetId` CHAR(36) NOT NULL"
+    (main, _), _ = tables_for(entities.ASSETS, settings, "postgresql")
+    sql = PostgreSQLDialect().change_type_sql(CompileOnlyConnection(postgresql.dialect()), main,
+                                              "CreatedDate", main.c.CreatedDate.type)
+    assert sql == ('ALTER TABLE "Assets" ALTER COLUMN "CreatedDate" TYPE TIMESTAMP WITHOUT TIME '
+                   'ZONE USING "CreatedDate"::TIMESTAMP WITHOUT TIME ZONE')
+
+
+def test_sqlite_cannot_change_a_column_type_and_says_what_to_do(settings):
+    (main, _), _ = tables_for(entities.ASSETS, settings, "sqlite")
+    with pytest.raises(FatalError, match="SQLite cannot change a column's type in place"):
+        SQLiteDialect().change_type_sql(CompileOnlyConnection(sqlite.dialect()), main, "Name",
+                                        main.c.Name.type)
+
+
 # -- identifier limits ---------------------------------------------------------------------------------
 
 
