@@ -387,9 +387,10 @@ def _wait(settings, task_ids: dict[str, str], timeout: float, progress: bool) ->
                     bar.add(name, run.pages)
                     bar.set(name, books.page_summary(run_id, pages=(0, pipeline.ROUND_STRIDE))["done"])
                 behind = run.layout.get("behind") if run.status == "skipped" else None
-                if behind and name not in followed:
+                if behind and name not in followed and books.get(behind) is not None:
                     # The entity was busy with an earlier run (a retried job, a second
-                    # trigger): its outcome is what this sync is waiting for.
+                    # trigger): its outcome is what this sync is waiting for. (A lock
+                    # whose run has no record is reported as the skip it caused.)
                     followed.add(name)
                     run_ids[name] = behind
                     print(f"{name}: run {behind}, started earlier, is in progress; waiting for it",
