@@ -24,8 +24,13 @@ def plan_layout(conn: sa.Connection, books: Bookkeeping, entity: Entity,
     """One entry per defined field, in a stable order: known fields first (in the
     order their columns were made), then new fields in definition order."""
     mapped = {row.custom_field_type_id: row for row in books.mapping(conn, entity.name)}
-    taken = ({entity.key, schema.PAGE_COLUMN} | set(existing_columns)
-             | {row.column_name for row in mapped.values()})
+    taken = {entity.key, schema.PAGE_COLUMN} | {row.column_name for row in mapped.values()}
+    # Columns of the table that no field owns: the old tool's (named as iiqsync names
+    # them, from the field's name), or added by a run that failed before its swap
+    # recorded who owns them. A new field whose column name is one of them takes it
+    # over, rather than add MACAddress_2 beside a MACAddress that then stays empty.
+    unowned = {c.lower(): c for c in existing_columns if c.lower() not in
+               {t.lower() for t in taken}}
     known, new = [], []
     for field in definitions:
         row = mapped.get(field.type_id)
@@ -35,8 +40,9 @@ def plan_layout(conn: sa.Connection, books: Bookkeeping, entity: Entity,
             entry["new"] = False
             known.append((row.first_seen, row.column_name, entry))
         else:
-            entry["column"] = allocate(field.name, f"CustomField_{field.type_id[:8]}",
-                                       taken, max_identifier_bytes)
+            column = allocate(field.name, f"CustomField_{field.type_id[:8]}", taken,
+                              max_identifier_bytes)
+            entry["column"] = unowned.pop(column.lower(), column)  # the table's own spelling
             entry["new"] = True
             new.append(entry)
     known.sort(key=lambda t: (t[0], t[1]))

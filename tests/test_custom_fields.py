@@ -228,3 +228,47 @@ def test_injection_name_changes_nothing_else(sqlite_url, entity):
         assert counts() == before
         (column,) = [c for c, d, _e, _a in mapping(settings, entity).values() if d == INJECTION]
         assert column == "xDROPTABLEUsers"
+
+
+def test_the_old_tools_custom_field_columns_are_taken_over(db_url):
+    """An AssetCustomFields table the old tool made, with a column named as iiqsync
+    names the field ("MAC Address" → MACAddress): the field fills that column, so
+    views on it keep answering, instead of a new MACAddress_2 beside an empty one."""
+    district = small_district()
+    engine = db.get_engine(db_url)
+    quote = "`" if engine.dialect.name in ("mysql", "mariadb") else '"'
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {quote}AssetCustomFields{quote} ({quote}AssetId{quote} "
+                             f"VARCHAR(36) PRIMARY KEY, {quote}MACAddress{quote} VARCHAR(255))")
+    with serve(district) as iiq:
+        settings = make_settings(iiq.url, db_url)
+        sync(settings, "assets")
+        check_everything(settings, district, only="assets")
+    made = columns(settings, "AssetCustomFields")
+    assert "MACAddress" in made and "MACAddress_2" not in made, made
+    mac = {column: name for column, name, _, _ in mapping(settings, "assets").values()}
+    assert mac["MACAddress"] == "MAC Address"
+    assert scalar(db_url, 'SELECT COUNT("MACAddress") FROM "AssetCustomFields"') > 0
+
+
+def test_a_run_that_fails_after_adding_columns_leaves_them_to_the_next(mysql_url):
+    """On MySQL/MariaDB an added column stays when the swap then fails (DDL commits
+    at once). The next run takes those columns over: no MACAddress_2, _3, ... for
+    each failed run."""
+    district = small_district()
+    engine = db.get_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE `Assets` (`AssetId` CHAR(36) PRIMARY KEY, `Name` TEXT, "
+                             "CONSTRAINT no_names CHECK (`Name` IS NULL))")
+    with serve(district) as iiq:
+        settings = make_settings(iiq.url, mysql_url)
+        for _ in range(2):
+            [failed] = local.sync(settings, ["assets"])
+            assert failed["status"] == "failed" and "no_names" in failed["error"], failed
+        before = columns(settings, "AssetCustomFields")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE `Assets` DROP CONSTRAINT no_names")
+        sync(settings, "assets")
+        check_everything(settings, district, only="assets")
+    after = columns(settings, "AssetCustomFields")
+    assert before == after and not [c for c in after if c.endswith("_2")], after
