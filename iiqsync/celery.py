@@ -158,7 +158,8 @@ def _exit_with(problems: ConfigError):
     """End the process with the problems alone: Celery would bury them under "Unable
     to load celery application" and three chained tracebacks, or (raised from a
     signal handler) log them and start the worker anyway."""
-    print(f"iiqsync: {problems}", file=sys.stderr)
+    # The real stderr: beat has already sent sys.stderr to its log by now.
+    print(f"iiqsync: {problems}", file=sys.__stderr__ or sys.stderr)
     raise SystemExit(2) from None
 
 
@@ -204,11 +205,28 @@ def _check_settings(sender=None, **_):
         config.load(require_iiq=True)
     except ConfigError as exc:
         _exit_with(exc)
+    _require_broker("worker")
     if settings().connection_string:
         # The driver, loaded once here, serves every child forked after.
         pipeline.warm(settings(), connect=False)
     # Before the pool forks: its processes share these permits.
     requestslots.setup(settings().get("Celery", "RequestsInFlight"))
+
+
+# Without a broker setting the app still points at a local Redis, so that commands
+# such as `celery -A iiqsync inspect` have something to ask; a worker or beat must not
+# quietly take or send the tasks of whatever else uses that Redis.
+def _require_broker(role: str) -> None:
+    if not settings().broker_url:
+        _exit_with(ConfigError([
+            f"[Celery] BrokerUrl is missing: a {role} needs the broker the workers share "
+            "(e.g. redis://redis:6379/0); env IIQSYNC_CELERY_BROKERURL"]))
+
+
+@signals.beat_init.connect
+def _check_beat_settings(sender=None, **_):
+    if getattr(sender, "app", app) is app:
+        _require_broker("beat")
 
 
 @signals.worker_shutdown.connect

@@ -88,3 +88,20 @@ def test_a_worker_with_a_bad_setting_refuses_to_start(sqlite_url, redis_url, set
     assert done.returncode == 2, done.stdout + done.stderr
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("role", ["worker", "beat"])
+def test_a_worker_or_beat_without_a_broker_refuses_to_start(tmp_path, sqlite_url, role):
+    """Without [Celery] BrokerUrl the app points at a local Redis's database 0 (for
+    `celery inspect` and the like); a worker or beat must not take or send the tasks
+    of whatever else uses it."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "IIQSYNC_CELERY_BROKERURL"}
+    env.update(IIQSYNC_CONFIG=os.devnull, **make_env("http://127.0.0.1:9", sqlite_url))
+    done = subprocess.run([sys.executable, "-m", "celery", "-A", "iiqsync", role],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"[Celery] BrokerUrl is missing: a {role} needs the broker" in done.stderr
+    assert "Traceback" not in done.stderr and "redirected" not in done.stderr
