@@ -12,6 +12,7 @@ import codecs
 import configparser
 import difflib
 import importlib.util
+import math
 import os
 import re
 import ssl
@@ -92,7 +93,7 @@ KEYS: tuple[Key, ...] = (
         minimum=1,
         maximum=256),
     Key("General", "Timeout", "float", 100.0, "seconds before an API request times out",
-        minimum=1),
+        minimum=1, maximum=86400),
     Key("Celery", "BrokerUrl", "str", None, "Redis URL of the broker (blank: run in-process)",
         secret=True),
     Key("Celery", "ResultBackend", "str", None, "result backend URL (default: the broker)",
@@ -266,12 +267,25 @@ def _convert(key: Key, raw: str, where: str, problems: list[str]):
         shown = "(hidden)" if key.secret else repr(value)
         problems.append(f"{where}: {shown} is not a valid {key.kind} ({exc})")
         return key.default
+    if not math.isfinite(number):
+        # float() takes nan and inf (and 1e999): no timeout or rate can be either.
+        problems.append(f"{where}: {value!r} is not a finite number" + _range(key))
+        return key.default
     if key.minimum is not None and number < key.minimum:
         problems.append(f"{where}: {number} is below the minimum {key.minimum:g}")
     elif key.maximum is not None and number > key.maximum:
         problems.append(f"{where}: {number} is above the maximum {key.maximum:g}"
                         + _max_hint(key))
     return number
+
+
+def _range(key: Key) -> str:
+    """`` (from 1 to 86400)``: what the key takes, for a value that is no number at all."""
+    if key.minimum is not None and key.maximum is not None:
+        return f" (from {key.minimum:g} to {key.maximum:g})"
+    if key.minimum is not None:
+        return f" (at least {key.minimum:g})"
+    return ""
 
 
 def _max_hint(key: Key) -> str:
@@ -657,6 +671,10 @@ def _in_memory_sqlite(url) -> bool:
             or url.query.get("mode") == "memory")
 
 
+# A schedule in seconds longer than this is a slip of units (beat cannot even hold some).
+LONGEST_INTERVAL = 366 * 24 * 3600
+
+
 def parse_schedule(spec: str):
     """'0 2 * * *' → celery crontab; '900' → seconds (float)."""
     text = str(spec).strip()
@@ -665,8 +683,13 @@ def parse_schedule(spec: str):
     except ValueError:
         pass
     else:
+        if not math.isfinite(seconds):
+            raise ValueError(f"{text!r} is not a finite number of seconds (nor a crontab)")
         if seconds <= 0:
             raise ValueError("an interval must be a positive number of seconds")
+        if seconds > LONGEST_INTERVAL:
+            raise ValueError(f"an interval of {seconds:g} seconds is longer than a year; "
+                             "write a crontab ('0 2 1 1 *') for a yearly sync")
         return seconds
     fields = text.split()
     if len(fields) != 5:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -578,6 +581,67 @@ def test_every_number_below_its_minimum_is_one_problem_naming_it(key):
     assert "minimum" in problem
 
 
+FLOATS = [k for k in config.KEYS if k.kind == "float"]
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"])
+@pytest.mark.parametrize("key", FLOATS, ids=lambda k: f"{k.section}.{k.name}")
+def test_every_float_that_is_no_finite_number_is_one_problem_naming_it(key, value):
+    """float() takes nan and inf: neither is a timeout or a rate (nan passed every
+    range check, then failed the run with a traceback)."""
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(OLD_CONFIG, env={key.env: value})
+    [problem] = problems_of(excinfo)
+    assert problem.startswith(f"[{key.section}] {key.name} (env {key.env}): {value!r} "
+                              "is not a finite number"), problem
+
+
+@pytest.mark.parametrize("section, line", [
+    ("[IncidentIQ]", "RequestsPerSecond: nan"), ("[IncidentIQ]", "RequestsPerSecond: inf"),
+    ("[General]", "Timeout: nan"), ("[General]", "Timeout: 'inf'"),
+])
+def test_no_finite_number_in_the_file_is_named(tmp_path, section, line):
+    if section == "[General]":
+        path = write_variant(tmp_path, ("Timeout: 100", line))
+    else:
+        token = "Token: MY_API_BEARER_TOKEN_HERE"
+        path = write_variant(tmp_path, (token, f"{token}\n{line}"))
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(path, env={})
+    [problem] = problems_of(excinfo)
+    key = line.split(":")[0]
+    assert problem.startswith(f"{section} {key}: ") and "not a finite number" in problem, problem
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_sync_with_a_timeout_of_nan_or_inf_exits_2_naming_the_setting(tmp_path, value):
+    """What the user ran: the sync stops before anything starts, with one line per
+    problem and no traceback."""
+    env = {**os.environ, "IIQSYNC_CONFIG": os.devnull, "IIQSYNC_GENERAL_TIMEOUT": value,
+           "IIQSYNC_INCIDENTIQ_REQUESTSPERSECOND": value,
+           "IIQSYNC_INCIDENTIQ_INSTANCE": "http://127.0.0.1:9", "IIQSYNC_INCIDENTIQ_TOKEN": "t",
+           "IIQSYNC_DATABASE_CONNECTIONSTRING": f"sqlite:///{tmp_path / 'x.db'}"}
+    done = subprocess.run([sys.executable, "-m", "iiqsync", "sync", "--local", "teams"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "iiqsync: configuration has 2 problem(s):",
+        "  - [IncidentIQ] RequestsPerSecond (env IIQSYNC_INCIDENTIQ_REQUESTSPERSECOND): "
+        f"{value!r} is not a finite number (at least 0.1)",
+        f"  - [General] Timeout (env IIQSYNC_GENERAL_TIMEOUT): {value!r} is not a finite "
+        "number (from 1 to 86400)"], done.stderr
+    assert done.stdout == "" and not (tmp_path / "x.db").exists()
+
+
+def test_timeout_beyond_what_a_socket_takes_is_a_problem():
+    """1e12 s is finite, yet no socket takes it (OverflowError at the first request)."""
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(OLD_CONFIG, env={"IIQSYNC_GENERAL_TIMEOUT": "1e12"})
+    [problem] = problems_of(excinfo)
+    assert "[General] Timeout" in problem and "maximum 86400" in problem
+    assert config.load(OLD_CONFIG, env={"IIQSYNC_GENERAL_TIMEOUT": "86400"}).timeout == 86400
+
+
 @pytest.mark.parametrize("token", ["two SECRET", "line\nSECRET", "tab\tSECRET",
                                    "\u201cSECRET\u201d", "Bearer SECRET.abc", "SECRET\x00"])
 def test_token_that_cannot_be_a_token_is_a_problem_not_shown(token):
@@ -751,6 +815,9 @@ def test_schedule_seconds(spec, seconds):
     ("0 2 * *", "neither seconds nor a 5-field crontab"),
     ("0", "positive"),
     ("-60", "positive"),
+    ("nan", "not a finite number"),
+    ("inf", "not a finite number"),
+    ("1e300", "longer than a year"),
 ])
 def test_schedule_bad(spec, words):
     with pytest.raises(ValueError, match=words):
