@@ -61,11 +61,29 @@ def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=Non
         progress.done(entity, "interrupted")
         raise
     except Exception as exc:
-        _record_failure(settings, entity, run_id, pipeline._error_text(exc))
+        ended = _ended_elsewhere(settings, run_id, exc)
         progress.done(entity, "failed")
+        if ended:
+            # `iiqsync unlock`, or a sweep that took this run for dead: its staging
+            # tables went with it, which is the error seen here, not the cause.
+            return {"run_id": run_id, "entity": entity, "status": "failed",
+                    "error": f"ended from outside while it ran: {ended}",
+                    "seconds": time.monotonic() - started}
+        _record_failure(settings, entity, run_id, pipeline._error_text(exc))
         return _failed(entity, run_id, exc, started)
     progress.done(entity, outcome["status"])
     return {**outcome, "seconds": time.monotonic() - started}
+
+
+def _ended_elsewhere(settings: Settings, run_id: str, exc: Exception) -> str | None:
+    """The recorded reason when the run was ended by someone else, not by ``exc``."""
+    try:
+        run = pipeline.context(settings).books.get(run_id)
+    except Exception:  # the database is away: the failure is recorded as usual, or not
+        return None
+    if run is None or run.status == "running" or not run.error:
+        return None
+    return None if run.error.startswith(type(exc).__name__) else run.error
 
 
 def _record_failure(settings: Settings, entity: str, run_id: str, reason: str) -> None:

@@ -104,3 +104,33 @@ def test_unlock_frees_an_entity_whose_run_died_out_of_sight(sqlite_url, iiq, dis
     engine.dispose()
     assert error == "ended by hand (iiqsync unlock)"
     assert rows == district.count("assets")
+
+
+def test_unlocking_a_live_run_ends_it_cleanly(sqlite_url, iiq, district):
+    """`iiqsync unlock` on a run that is in fact alive: the run says it was ended from
+    outside (no traceback about its vanished staging tables) and swaps nothing."""
+    env = make_env(iiq.url, sqlite_url, IIQSYNC_GENERAL_PAGESIZE=10, IIQSYNC_GENERAL_THREADS=2)
+    assert run_cli(["sync", "teams", "--local", "--no-progress"], env).returncode == 0
+    iiq.configure(latency_ms=150)
+    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "assets", "--local",
+                             "--no-progress"], cwd=str(ROOT), text=True,
+                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    engine = sa.create_engine(sqlite_url)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("SELECT COUNT(*) FROM iiqsync_run_pages WHERE done"
+                                    ).scalar_one() >= 3:
+                break
+    assert run_cli(["unlock", "assets"], env).returncode == 0
+    out, err = proc.communicate(timeout=60)
+    iiq.configure(latency_ms=0)
+    assert proc.returncode == 1, out + err
+    assert "ended from outside while it ran: ended by hand (iiqsync unlock)" in out
+    assert "Traceback" not in err, err
+    with engine.connect() as conn:
+        assert not sa.inspect(conn).has_table("Assets")
+        assert not [n for n in sa.inspect(conn).get_table_names() if n.startswith("iiqs_")]
+    engine.dispose()
