@@ -651,18 +651,57 @@ def cmd_unlock(args) -> int:
 
 
 def cmd_config(args) -> int:
-    settings = config.load(args.config, require_iiq=False)
+    try:
+        settings = config.load(args.config, require_iiq=False)
+    except ConfigError:
+        # Nothing to print: name every problem at once, those of the IIQ keys too.
+        config.load(args.config, require_iiq=True)
+        raise
     print(f"# from {settings.source or 'defaults and environment'}")
     ignored = {f"[{k.section}] {k.name}": k.help for k in config.KEYS if k.help.startswith("ignored")}
     for key, value in settings.redacted().items():
         note = f"   ; {ignored[key]}" if key in ignored else ""
         print(f"{key} = {'' if value is None else value}{note}")
+    problems = []
     try:
         config.load(args.config, require_iiq=True)
     except ConfigError as exc:
-        print(f"\nnot ready to sync: {exc}", file=sys.stderr)
+        problems += exc.problems
+    problems += _database_problems(settings)
+    if problems:
+        print(f"\nnot ready to sync: {ConfigError(problems)}", file=sys.stderr)
         return 2
+    print(f"\nready to sync: the settings are complete and the database {_where(settings)} "
+          "can be used", file=sys.stderr)
     return 0
+
+
+def _where(settings) -> str:
+    return config._mask_url(settings.connection_string)
+
+
+def _database_problems(settings) -> list[str]:
+    """Whether a sync could use the database: its driver loads and it answers. A
+    SQLite file is not created for the check; its folder must exist."""
+    import sqlalchemy as sa
+
+    from . import db
+
+    try:
+        engine = db.get_engine(settings.connection_string)
+    except ConfigError as exc:
+        return exc.problems
+    if engine.dialect.name == "sqlite":
+        folder = os.path.dirname(os.path.abspath(engine.url.database or "."))
+        return [] if os.path.isdir(folder) else [
+            f"[Database] ConnectionString: the folder {folder} of the SQLite file does not exist"]
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as exc:
+        first = str(exc.orig or exc).strip().splitlines()[0][:300]
+        return [f"[Database] ConnectionString: cannot connect to {_where(settings)}: {first}"]
+    return []
 
 
 COMMANDS = {"sync": cmd_sync, "demo": cmd_demo, "status": cmd_status, "sweep": cmd_sweep,

@@ -481,3 +481,24 @@ def test_a_second_waiting_sync_follows_the_run_in_progress(sqlite_url, redis_url
         statuses = sorted(conn.exec_driver_sql("SELECT status FROM iiqsync_runs").scalars())
     engine.dispose()
     assert statuses == ["skipped", "succeeded"]
+
+
+def test_config_checks_the_database_and_names_every_problem_at_once(pg_url, tmp_path):
+    """`iiqsync config` says whether a sync could start: the driver loads, the database
+    answers; and a setting that stops the listing still comes with all the others."""
+    iiq = {"IIQSYNC_INCIDENTIQ_INSTANCE": "cps.incidentiq.com", "IIQSYNC_INCIDENTIQ_TOKEN": "t0ken"}
+    ready = run_cli(["config"], {**iiq, "IIQSYNC_DATABASE_CONNECTIONSTRING": pg_url})
+    assert ready.returncode == 0, ready.stderr
+    assert "ready to sync" in ready.stderr and "not ready" not in ready.stderr
+    missing_db = pg_url.rsplit("/", 1)[0] + "/no_such_database"
+    for url, said in ((missing_db, 'database "no_such_database" does not exist'),
+                      ("mssql+pyodbc://u:p@h/db", "No module named 'pyodbc'"),
+                      (f"sqlite:///{tmp_path}/no/such/folder/x.db", "of the SQLite file does not exist")):
+        done = run_cli(["config"], {**iiq, "IIQSYNC_DATABASE_CONNECTIONSTRING": url})
+        assert done.returncode == 2, (url, done.stderr)
+        assert "not ready to sync" in done.stderr and said in done.stderr, done.stderr
+        assert "[Database] ConnectionString" in done.stderr and "Traceback" not in done.stderr
+    both = run_cli(["config"], {"IIQSYNC_GENERAL_PAGESIZE": "-1", "IIQSYNC_INCIDENTIQ_INSTANCE": "ftp://x"})
+    assert both.returncode == 2
+    assert "[General] PageSize" in both.stderr and "[IncidentIQ] Instance" in both.stderr
+    assert "[IncidentIQ] Token is missing" in both.stderr
