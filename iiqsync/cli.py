@@ -629,6 +629,10 @@ def cmd_sweep(args) -> int:
     from . import pipeline
 
     settings = config.load(args.config, require_iiq=False)
+    missing = _missing_sqlite_file(settings.connection_string)
+    if missing:
+        print(f"nothing to sweep: the SQLite file {missing} does not exist", file=sys.stderr)
+        return 0
     dropped = pipeline.sweep(pipeline.context(settings))
     print(f"dropped {len(dropped)} leftover staging table(s)" +
           (": " + ", ".join(dropped) if dropped else ""))
@@ -639,6 +643,10 @@ def cmd_unlock(args) -> int:
     from . import pipeline
 
     settings = config.load(args.config, require_iiq=False)
+    missing = _missing_sqlite_file(settings.connection_string)
+    if missing:
+        print(f"nothing to unlock: the SQLite file {missing} does not exist", file=sys.stderr)
+        return 0
     books = pipeline.context(settings).books
     for entity in _entities(args.entities):
         run_id = books.lock_holder(entity)

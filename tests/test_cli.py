@@ -446,6 +446,8 @@ def test_status_does_not_create_a_missing_sqlite_file(tmp_path):
     assert plain.returncode == 0
     assert f"no runs yet: the SQLite file {tmp_path / 'iiqsync.db'} does not exist" in plain.stderr
     assert run_cli(["status", "--max-age", "26"], {}, cwd=tmp_path).returncode == 1
+    for command in (["sweep"], ["unlock", "all"]):
+        assert run_cli(command, {}, cwd=tmp_path).returncode == 0
     assert not (tmp_path / "iiqsync.db").exists()
 
 
