@@ -4,8 +4,9 @@ Every request goes through ``IIQClient.request``: it takes a slot from the share
 request budget, sends the call, and sorts the outcome into the error bases of
 ``errors``: 429/503/5xx/timeouts/cut-off bodies are retried here with jittered
 exponential back-off (honouring ``Retry-After``); 401/403 stop at once, and so does
-a run's first request answered by something that is not IIQ (a web site). The
-token is sent in a header and never appears in a message.
+a run's first request answered by something that is not IIQ (a web site, or a
+server that does not speak HTTP). The token is sent in a header and never appears in
+a message.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .errors import (
     CertificateError,
     FatalError,
     InstanceUnreachableError,
+    NotHttpError,
     RateLimitedError,
     RetriableError,
     UnreachableError,
@@ -58,6 +60,11 @@ FIRST_CONTACT_DELAY = 0.5
 # 408, 429) is not among them, page or not: an outage, retried.
 NOT_SERVED = {301, 302, 303, 307, 308, 400, 404, 405, 410, 501, 505}
 WEB_SITE = "it answered like a web site, not the Incident IQ API"
+# Faults of a connection that carried no HTTP answer: what an SSH, Redis or PostgreSQL
+# port does with an HTTP request (sends its banner, closes, resets). Before any answer
+# they are a ``NotHttpError``; once the status line and headers have come, a body cut
+# short, retried like any broken connection.
+NO_ANSWER = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 @dataclass
@@ -122,6 +129,19 @@ def _unreachable_reason(exc: BaseException, base_url: str) -> str:
             return "no route to the host"
         seen = seen.__cause__ or seen.__context__
     return str(exc).strip() or type(exc).__name__
+
+
+def _no_answer_words(exc: httpx.TransportError, token: str) -> str:
+    """What came back instead of HTTP, in a few words (the token masked, should a
+    server echo the request)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in text:
+        return "it closed the connection without an HTTP response"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
+        return "it reset the connection without an HTTP response"
+    if token:
+        text = text.replace(token, "***")
+    return text[:120] + "…" if len(text) > 120 else text or type(exc).__name__
 
 
 def _web_page(content: bytes) -> bool:
@@ -208,8 +228,8 @@ class IIQClient:
         what it keeps of it; the whole of it when the body does not fit it).
 
         ``first_contact``: the first request of a run. If IIQ cannot be reached at
-        all, or answers with a web page instead of JSON, it is tried
-        ``FIRST_CONTACT_RETRIES`` more times, briefly, and then
+        all, answers with a web page instead of JSON, or does not answer with HTTP,
+        it is tried ``FIRST_CONTACT_RETRIES`` more times, briefly, and then
         ``InstanceUnreachableError`` names the setting; a 404, 405 or 501 (see
         ``NOT_SERVED``) with a web page raises it at once. Once IIQ has answered (or
         without ``first_contact``) a fault is an outage, retried with back-off."""
@@ -220,7 +240,7 @@ class IIQClient:
                 return self._once(method, path, params, body, decoder, first_contact)
             except RetriableError as exc:
                 error = exc
-            if first_contact and isinstance(error, (UnreachableError, WebPageError)):
+            if first_contact and isinstance(error, (UnreachableError, WebPageError, NotHttpError)):
                 # A page may be IIQ's own "down for maintenance" for a moment: only
                 # the same page every time says the instance is a web site.
                 if attempt >= quick and isinstance(error, WebPageError):
@@ -228,6 +248,12 @@ class IIQClient:
                         f"{_mask_url(self.settings.base_url)} answered {method} {path} with "
                         f"a web page, not JSON ({error.page}) — check [IncidentIQ] Instance "
                         f"(env IIQSYNC_INCIDENTIQ_INSTANCE): {WEB_SITE}") from None
+                if attempt >= quick and isinstance(error, NotHttpError):
+                    raise InstanceUnreachableError(
+                        f"{_mask_url(self.settings.base_url)} answered {method} {path}, but "
+                        f"not with HTTP ({error.reason}) — check [IncidentIQ] Instance "
+                        "(env IIQSYNC_INCIDENTIQ_INSTANCE): some other server listens there, "
+                        "not the Incident IQ API") from None
                 if attempt >= quick:
                     raise InstanceUnreachableError(
                         f"cannot reach IIQ at {_mask_url(self.settings.base_url)}: "
@@ -256,16 +282,17 @@ class IIQClient:
         self.budget.acquire()
         self.stats["requests"] += 1
         where = f"{method} {path}"
+        answered = False  # a status line and headers came back
         try:
             # A page task's request holds one of the worker's [Celery] RequestsInFlight
             # permits while on the wire, and not while its answer is decoded.
-            with requestslots.on_the_wire():
-                response = self._http.request(
+            with requestslots.on_the_wire(), self._http.stream(
                     method, path, params=params,
                     content=orjson.dumps(body) if body is not None else None,
                     headers={"Content-Type": "application/json"} if body is not None else None,
-                )
-                content = response.content  # reads the whole body; a cut-off body raises here
+            ) as response:
+                answered = True
+                content = response.read()  # the whole body; a cut-off body raises here
         except httpx.TimeoutException:
             metrics.count_request("timeout")
             raise RetriableError(f"{where} timed out after {self.settings.timeout:g}s") from None
@@ -283,7 +310,10 @@ class IIQClient:
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError,
                 httpx.ProxyError, httpx.DecodingError) as exc:
             metrics.count_request("connection")
-            raise RetriableError(f"{where}: connection broke ({type(exc).__name__})") from None
+            broke = f"{where}: connection broke ({type(exc).__name__})"
+            if isinstance(exc, NO_ANSWER) and not answered:
+                raise NotHttpError(broke, _no_answer_words(exc, self.settings.token)) from None
+            raise RetriableError(broke) from None
         except httpx.HTTPError as exc:
             # Its text may quote the request's headers, token included: name it only.
             raise FatalError(f"{where}: the request could not be sent ({type(exc).__name__}); "

@@ -53,6 +53,20 @@ class WebPageError(RetriableError):
         self.page = page
 
 
+class NotHttpError(RetriableError):
+    """Something accepted the connection but did not answer with HTTP (it closed or
+    reset the connection, or sent what no HTTP server sends): a connection a load
+    balancer dropped, retried like an outage. At a run's first request the same
+    answer, again and again, is an ``InstanceUnreachableError`` instead: what
+    ``[IncidentIQ] Instance`` names is some other server (SSH, Redis, PostgreSQL).
+
+    ``reason`` says what came back, in a few words."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class RateLimitedError(RetriableError):
     """IIQ answered 429 (or 503 with Retry-After): slow down and try again."""
 
@@ -92,10 +106,11 @@ class CertificateError(FatalError):
 class InstanceUnreachableError(FatalError):
     """A run's first request could not reach IIQ at all (the name does not resolve,
     nothing listens on the port), or what answered it is not IIQ (a web site: a page
-    where IIQ's JSON should be, or 404, 405, 501 with a page): ``[IncidentIQ] Instance``
-    is most likely wrong, and retrying for minutes would only delay saying so. The same
-    faults later in a run are an ``UnreachableError`` or a ``WebPageError``, retried as
-    an outage, or an ``ApiError``."""
+    where IIQ's JSON should be, or 404, 405, 501 with a page; a server that does not
+    speak HTTP): ``[IncidentIQ] Instance`` is most likely wrong, and retrying for
+    minutes would only delay saying so. The same faults later in a run are an
+    ``UnreachableError``, a ``WebPageError`` or a ``NotHttpError``, retried as an
+    outage, or an ``ApiError``."""
 
 
 class ApiError(FatalError):

@@ -1,16 +1,19 @@
 """[IncidentIQ] Instance that reaches a web server that is not IIQ (the district's
-web site typed by mistake, a proxy's error page): the first request of the run says
-so within seconds, naming the setting, and the sync stops there, leaving every table
-as it was. A real IIQ's passing faults at that same first request (a 503, its
-maintenance page for a moment) are still ridden out, and its own JSON 404 for a
-route it lacks fails that entity only."""
+web site typed by mistake, a proxy's error page), or a server that does not speak
+HTTP at all (an SSH port): the first request of the run says so within seconds,
+naming the setting, and the sync stops there, leaving every table as it was. A real
+IIQ's passing faults at that same first request (a 503, its maintenance page for a
+moment) are still ridden out, and its own JSON 404 for a route it lacks fails that
+entity only; a connection dropped later in a run is retried."""
 
 from __future__ import annotations
 
 import http.server
 import os
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -225,3 +228,151 @@ def test_a_worker_says_at_once_that_the_instance_is_a_web_site(pg_url, redis_url
     assert took < 20, f"{took:.1f}s"
     assert TOKEN not in done.stdout + done.stderr
     db.get_engine(pg_url).dispose()
+
+
+class NotHttp:
+    """A TCP server on a free loopback port that does not speak HTTP: each connection
+    gets an SSH server's banner and is closed, as an SSH port does with an HTTP request.
+    With ``upstream`` (a port) it passes connections through to that server instead,
+    until ``ssh()`` is called (which also drops the connections it passes); ``http()``
+    passes them through again."""
+
+    BANNER = b"SSH-2.0-OpenSSH_9.6\r\n"
+
+    def __init__(self, upstream: int | None = None):
+        self.upstream = upstream
+        self.passing = upstream is not None
+        self.connections = 0
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                passing = self.passing
+            if not passing:
+                try:
+                    conn.sendall(self.BANNER)
+                except OSError:
+                    pass
+                conn.close()
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                conn.close()
+                continue
+            with self._lock:
+                self._open |= {conn, server}
+            for a, b in ((conn, server), (server, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def ssh(self) -> None:
+        with self._lock:
+            self.passing = False
+            dropped, self._open = self._open, set()
+        for s in dropped:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def http(self) -> None:
+        with self._lock:
+            self.passing = True
+
+    def __enter__(self) -> NotHttp:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.listener.close()
+        self.ssh()
+
+
+def test_a_server_that_does_not_speak_http_stops_the_sync_within_seconds(synced):
+    """[IncidentIQ] Instance at an SSH port (or Redis's, PostgreSQL's): the first
+    entity fails within seconds naming the setting, without a retry warning, the others
+    are not attempted, and every table keeps the previous sync."""
+    db_url, before = synced
+    with NotHttp() as ssh:
+        env = make_env(ssh.url, db_url)
+        del env["IIQSYNC_GENERAL_TIMEOUT"]
+        started = time.monotonic()
+        done = run_cli(["sync", "--local", "--no-progress"], env, timeout=100)
+        took = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    # Asked again three times over 3 s, in case a load balancer dropped one connection.
+    assert took < 8, f"{took:.1f}s"
+    lines = done.stdout.splitlines()
+    assert len(lines) == 6, output
+    assert lines[0].split()[:2] == ["users", "failed"], output
+    said = lines[0].split(None, 3)[3]
+    assert said.startswith(f"{ssh.url} answered POST /api/v1.0/"), said
+    assert ", but not with HTTP (it " in said and " the connection without an HTTP response)" in said
+    assert said.endswith(" — check [IncidentIQ] Instance (env IIQSYNC_INCIDENTIQ_INSTANCE): "
+                         "some other server listens there, not the Incident IQ API"), said
+    assert all(line.split()[1:3] == ["not", "run"]
+               and line.endswith("not attempted: IIQ does not answer at that Instance")
+               for line in lines[1:]), output
+    assert "retry" not in output and "Traceback" not in output and "RemoteProtocolError" not in output
+    # users' two first requests (TotalRows, custom fields), each tried four times.
+    assert ssh.connections <= 8, ssh.connections
+    assert tables(db_url) == before
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        error = conn.exec_driver_sql("SELECT error FROM iiqsync_runs WHERE entity = 'users' "
+                                     "AND status = 'failed'").scalar_one()
+    engine.dispose()
+    assert error.startswith("InstanceUnreachableError: ") and "[IncidentIQ] Instance" in error
+
+
+def test_a_connection_that_breaks_without_http_later_in_a_run_is_retried(iiq, district,
+                                                                         sqlite_url):
+    """Once plan has met IIQ, a connection closed without an HTTP answer is what a load
+    balancer does in a bad moment: the page reads are retried with back-off for longer
+    than a first request's quick tries, and the run succeeds once IIQ answers again."""
+    from iiqsync import pipeline
+    from iiqsync.client import FIRST_CONTACT_DELAY, FIRST_CONTACT_RETRIES, IIQClient
+
+    quick = sum(FIRST_CONTACT_DELAY * (n + 1) for n in range(FIRST_CONTACT_RETRIES))
+    outage = quick + 1
+    with NotHttp(upstream=urlsplit(iiq.url).port) as front:
+        settings = make_settings(front.url, sqlite_url, IIQSYNC_INCIDENTIQ_MAXRETRIES=10)
+        with IIQClient(settings) as client:
+            planned = pipeline.plan(settings, "teams", mode="local", client=client)
+            assert planned["status"] == "planned"
+            front.ssh()
+            back = threading.Timer(outage, front.http)
+            back.start()
+            started = time.monotonic()
+            for page in pipeline.pages_to_fetch(planned):
+                pipeline.fetch_page(settings, "teams", planned["run_id"], page, client=client)
+            waited = time.monotonic() - started
+            back.join()
+            outcome = pipeline.finalize(settings, "teams", planned["run_id"], client=client)
+            retries = client.stats["retries"]
+    assert waited >= outage - 0.5 and retries >= 1, (waited, retries)
+    assert outcome["status"] == "succeeded", outcome
+    assert outcome["rows"] == district.count("teams")
+    db.get_engine(sqlite_url).dispose()
