@@ -8,6 +8,10 @@ counted, never fatal to the run.
 
 from __future__ import annotations
 
+# Why a run stopped by Ctrl-C or SIGTERM (a cron or systemd timeout) failed, as its
+# record says, whatever step it was in.
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
+
 
 class IIQSyncError(Exception):
     """Root of every iiqsync error."""

@@ -13,6 +13,7 @@ from . import pipeline
 from .client import IIQClient
 from .config import Settings
 from .errors import (
+    INTERRUPTED,
     AuthError,
     CertificateError,
     IIQSyncError,
@@ -57,7 +58,7 @@ def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=Non
             progress.total(entity, len(pages))
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: free the entity for the next run before going.
-        _record_failure(settings, entity, run_id, "interrupted (Ctrl-C or SIGTERM)")
+        _record_failure(settings, entity, run_id, INTERRUPTED)
         progress.done(entity, "interrupted")
         raise
     except Exception as exc:

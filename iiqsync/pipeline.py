@@ -28,6 +28,7 @@ from .config import Settings
 from .dialects import Dialect
 from .entities import Entity, get_entity
 from .errors import (
+    INTERRUPTED,
     ApiError,
     DatabaseUnavailableError,
     FatalError,
@@ -248,8 +249,9 @@ def plan(settings: Settings, entity_name: str, run_id: str | None = None, mode: 
         swap.create_staging(ctx.engine, _tables_for(ctx, entity, run))
     except BaseException as exc:
         # In-process, the caller prints the outcome: logged, it would be said twice.
-        abort(ctx, entity, run_id, _error_text(exc),
-              logging.INFO if mode == "local" else logging.ERROR)
+        # SIGTERM arrives as KeyboardInterrupt (cli), whose text is empty.
+        reason = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else _error_text(exc)
+        abort(ctx, entity, run_id, reason, logging.INFO if mode == "local" else logging.ERROR)
         raise
     log.info("run %s of %s planned: %s rows in %d pages of %d", run_id, entity.name, total,
              pages, page_size)

@@ -66,6 +66,42 @@ def test_interrupted_local_sync_frees_the_entity(sig, sqlite_url, iiq, district)
     assert again["status"] == "succeeded", again
 
 
+def test_sigterm_while_a_local_sync_plans_is_recorded_as_an_interruption(sqlite_url, iiq):
+    """SIGTERM (a cron or systemd timeout) while plan waits on a slow IIQ, before any
+    page is read: the run's record says it was interrupted, as it does for one stopped
+    while reading pages, not 'KeyboardInterrupt: '."""
+    env = make_env(iiq.url, sqlite_url)
+    iiq.configure(latency_ms=2500)
+    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "users", "--local",
+                             "--no-progress"], cwd=str(ROOT),
+                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = sa.create_engine(sqlite_url)
+    deadline = time.monotonic() + 30
+    started = False
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with engine.connect() as conn:
+            started = sa.inspect(conn).has_table("iiqsync_runs") and conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM iiqsync_runs WHERE entity = 'users'").scalar_one() > 0
+    assert started, "the run never started"
+    time.sleep(0.3)  # into plan's first requests, which take 2.5 s
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    iiq.configure(latency_ms=0)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    with engine.connect() as conn:
+        status, error, pages = conn.exec_driver_sql(
+            "SELECT status, error, pages FROM iiqsync_runs WHERE entity = 'users'").one()
+        leftovers = [n for n in sa.inspect(conn).get_table_names() if n.startswith("iiqs_")]
+        locks = conn.exec_driver_sql("SELECT COUNT(*) FROM iiqsync_locks").scalar_one()
+    engine.dispose()
+    assert pages is None, "the signal came after plan"
+    assert (status, error) == ("failed", "interrupted (Ctrl-C or SIGTERM)")
+    assert leftovers == [] and locks == 0
+
+
 def test_tables_made_by_an_older_tool_are_reused(pg_url, iiq, district):
     """An Assets table with VARCHAR ids and dates and a short Name column (as an older
     tool may have made it) keeps working: values fit, the short column is widened."""
