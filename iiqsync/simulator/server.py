@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from ..argtypes import count
+from .. import argtypes
 from ..entities import CUSTOM_FIELDS_ROUTE, ENTITIES
 from . import pools as P
 from .district import (
@@ -897,54 +897,58 @@ def build_parser(prog: str = "iiqsync fake-iiq") -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    g.add_argument("--port", type=int, default=8080, help="port (0 = any free port)")
+    g.add_argument("--port", type=argtypes.port, default=8080, help="port (0 = any free port)")
     g.add_argument("--token", default=DEFAULT_TOKEN, help="the only Bearer token accepted")
     g.add_argument("--verbose", action="store_true", help="log every request to stderr")
     g = p.add_argument_group("district")
     g.add_argument("--seed", type=int, default=1, help="same seed, same district")
     for name, default in DEFAULT_SIZES.items():
-        g.add_argument(f"--{name}", type=count, default=default,
+        g.add_argument(f"--{name}", type=argtypes.count, default=default,
                        help=f"number of {name} (default %(default)s)")
     g.add_argument("--no-custom-fields", action="store_true",
                    help="define no custom fields on users, assets and tickets")
     g = p.add_argument_group("latency and limits")
-    g.add_argument("--latency-ms", type=float, default=0.0, help="added to every response")
-    g.add_argument("--item-latency-ms", type=float, default=0.0, help="added per item served")
-    g.add_argument("--jitter-ms", type=float, default=0.0, help="random extra latency, up to")
+    g.add_argument("--latency-ms", type=argtypes.at_least_zero, default=0.0, help="added to every response")
+    g.add_argument("--item-latency-ms", type=argtypes.at_least_zero, default=0.0,
+                   help="added per item served")
+    g.add_argument("--jitter-ms", type=argtypes.at_least_zero, default=0.0,
+                   help="random extra latency, up to")
     g.add_argument("--latency-total", action="store_true",
                    help="count the time spent building a response toward its latency "
                         "(the latency is then the response time, not an addition)")
-    g.add_argument("--rate-limit", type=float, default=0.0,
+    g.add_argument("--rate-limit", type=argtypes.at_least_zero, default=0.0,
                    help="requests per second across all clients before 429 (0 = unlimited)")
     g.add_argument("--retry-after", action=argparse.BooleanOptionalAction, default=True,
                    help="send a Retry-After header with 429 responses")
-    g.add_argument("--retry-after-seconds", type=float, default=None,
+    g.add_argument("--retry-after-seconds", type=argtypes.at_least_zero, default=None,
                    help="fixed Retry-After value (default: until a slot frees, at least 1)")
-    g.add_argument("--users-page-cap", type=int, default=1000,
+    g.add_argument("--users-page-cap", type=argtypes.count, default=1000,
                    help="most users served per page whatever $s says (0 = no cap)")
     g.add_argument("--over-cap", choices=("clamp", "error"), default="clamp",
                    help="above the cap: serve the cap silently, or answer 400")
-    g.add_argument("--default-page-size", type=int, default=100, help="page size without $s")
+    g.add_argument("--default-page-size", type=argtypes.at_least_one, default=100,
+                   help="page size without $s")
     g.add_argument("--cache-pages", action="store_true",
                    help="build each list page once and serve it again byte for byte while "
                         "nothing in it changes (for benchmarks on a shared machine; the "
                         "latency still applies; ignored while drift is on)")
     g = p.add_argument_group("faults")
-    g.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503")
-    g.add_argument("--timeout-rate", type=float, default=0.0,
+    g.add_argument("--error-rate", type=argtypes.fraction, default=0.0, help="share of requests answered 503")
+    g.add_argument("--timeout-rate", type=argtypes.fraction, default=0.0,
                    help="share of requests that hang for --timeout-seconds (then 504)")
-    g.add_argument("--timeout-seconds", type=float, default=30.0, help="how long a hang lasts")
-    g.add_argument("--truncate-rate", type=float, default=0.0,
+    g.add_argument("--timeout-seconds", type=argtypes.at_least_zero, default=30.0,
+                   help="how long a hang lasts")
+    g.add_argument("--truncate-rate", type=argtypes.fraction, default=0.0,
                    help="share of 200 responses cut off mid-body")
-    g.add_argument("--garbage-rate", type=float, default=0.0,
+    g.add_argument("--garbage-rate", type=argtypes.fraction, default=0.0,
                    help="share of 200 responses whose body is HTML instead of JSON")
     g.add_argument("--forbidden", action="store_true", help="answer 403 to every API request")
     g.add_argument("--fault-seed", type=int, default=0, help="seed for the fault dice")
     g = p.add_argument_group("drift while serving")
-    g.add_argument("--drift-every", type=int, default=0,
+    g.add_argument("--drift-every", type=argtypes.count, default=0,
                    help="every N list requests, change rows of the requested list (0 = off)")
-    g.add_argument("--drift-rows", type=int, default=1, help="rows changed each time")
-    g.add_argument("--drift-ops", default="insert,delete,edit",
+    g.add_argument("--drift-rows", type=argtypes.count, default=1, help="rows changed each time")
+    g.add_argument("--drift-ops", type=argtypes.words_of(DRIFT_OPS), default="insert,delete,edit",
                    help="comma-separated drift operations to choose from")
     return p
 

@@ -367,6 +367,45 @@ def test_cli_parser():
     assert build_parser().parse_args([]).token == "iiqsync-demo-token"
 
 
+@pytest.mark.parametrize("args, said", [
+    (["--port", "-1"], "argument --port: '-1' is not a port (1 to 65535, or 0 for any free one)"),
+    (["--port", "70000"], "argument --port: '70000' is not a port (1 to 65535, or 0 for any free one)"),
+    (["--error-rate", "2"], "argument --error-rate: 2 is not between 0 and 1 (0.1 is one in ten)"),
+    (["--timeout-rate", "1.5"],
+     "argument --timeout-rate: 1.5 is not between 0 and 1 (0.1 is one in ten)"),
+    (["--garbage-rate", "nan"], "argument --garbage-rate: 'nan' is not a finite number"),
+    (["--drift-ops", "foo"],
+     "argument --drift-ops: 'foo': expected one or more of insert, delete, edit, comma separated"),
+    (["--rate-limit", "-1"], "argument --rate-limit: -1 is below 0"),
+    (["--latency-ms", "-100"], "argument --latency-ms: -100 is below 0"),
+    (["--latency-ms", "inf"], "argument --latency-ms: 'inf' is not a finite number"),
+    (["--default-page-size", "0"], "argument --default-page-size: 0 is below 1"),
+    (["--drift-rows", "-3"], "argument --drift-rows: -3 is below 0"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_command_line_names_the_option_of_a_value_no_knob_takes(args, said):
+    """`iiqsync fake-iiq` with a value out of its option's range: argparse's one-line
+    error naming the option, exit 2, not a traceback (nor a value taken silently)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "iiqsync", "fake-iiq", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines()[-1] == f"iiqsync fake-iiq: error: {said}", done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_cli_parser_takes_the_edges_of_each_range():
+    args = build_parser().parse_args(["--port", "65535", "--error-rate", "1", "--timeout-rate", "0",
+                                      "--latency-ms", "0", "--drift-ops", "insert, edit"])
+    assert (args.port, args.error_rate, args.timeout_rate, args.latency_ms) == (65535, 1, 0, 0)
+    assert args.drift_ops == ("insert", "edit")
+    assert build_parser().parse_args([]).drift_ops == ("insert", "delete", "edit")
+    with SimulatorServer(District(seed=1, users=3, assets=3, tickets=3), drift_every=1,
+                         drift_ops=args.drift_ops) as s:
+        assert s.district._drift.ops == ("insert", "edit")
+
+
 def test_chunked_request_body(sim):
     def body():
         yield b'{"Filters": [{"Facet": "AssetType", '
