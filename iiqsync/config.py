@@ -12,6 +12,7 @@ import codecs
 import configparser
 import difflib
 import importlib.util
+import logging
 import math
 import os
 import re
@@ -22,6 +23,8 @@ from urllib.parse import urlsplit
 
 from .entities import ENTITIES
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONNECTION_STRING = "sqlite:///iiqsync.db"
 CONFIG_ENV = "IIQSYNC_CONFIG"
@@ -351,8 +354,16 @@ def _read_text(path: Path) -> str:
             raise ConfigError([f"{path} starts with a {label} byte-order mark but is not "
                                f"valid {label}: save the file as UTF-8"]) from None
         line = data[:exc.start].count(b"\n") + 1
-        raise ConfigError([f"{path} line {line} is not UTF-8 (byte 0x{data[exc.start]:02x}): "
-                           "save the file as UTF-8"]) from None
+        try:
+            # Windows' "ANSI" code page for Western languages: what the old tool read
+            # a config.ini saved by Notepad as on a Windows server.
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            raise ConfigError([f"{path} line {line} is not UTF-8 (byte "
+                               f"0x{data[exc.start]:02x}): save the file as UTF-8"]) from None
+        log.warning("%s line %d is not UTF-8 (byte 0x%02x): read as Windows-1252, as the old "
+                    "tool read it on Windows; save the file as UTF-8 to be sure", path, line,
+                    data[exc.start])
     # Lines end as open() would end them, so line numbers are the editor's.
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:

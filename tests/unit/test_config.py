@@ -130,13 +130,27 @@ def test_file_in_utf8_with_bom_or_utf16_with_bom_loads(tmp_path):
         assert s.schema == "Ünterricht" and s.token == OLD_TOKEN, encoding
 
 
-def test_file_that_is_not_utf8_names_the_line_and_byte(tmp_path):
-    path = tmp_path / "latin.ini"
-    path.write_bytes("[Database]\nSchema: dbo\n; café\n".encode("latin-1"))
+def test_a_windows_ansi_file_is_read_as_the_old_tool_read_it(tmp_path, caplog):
+    """Notepad's "ANSI" on a Western Windows is Windows-1252, which the old tool read
+    there: such a file loads, with a warning naming the line."""
+    path = tmp_path / "ansi.ini"
+    path.write_bytes("[Database]\nSchema: dbo\n; café\nConnectionString: postgresql+psycopg2://"
+                     "u:pâss€@h/db\n".encode("cp1252"))
+    with caplog.at_level("WARNING", logger="iiqsync.config"):
+        s = config.load(path, env={}, require_iiq=False)
+    assert s.connection_string == "postgresql+psycopg2://u:pâss€@h/db"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path} line 3 is not UTF-8 (byte 0xe9): read as Windows-1252, as the old tool read "
+        "it on Windows; save the file as UTF-8 to be sure"]
+
+
+def test_file_in_no_encoding_known_names_the_line_and_byte(tmp_path):
+    path = tmp_path / "odd.ini"
+    path.write_bytes(b"[Database]\nSchema: dbo\n; \x81\x8d\n")  # not UTF-8, not Windows-1252
     with pytest.raises(ConfigError) as excinfo:
         config.load(path, env={})
     assert problems_of(excinfo) == [
-        f"{path} line 3 is not UTF-8 (byte 0xe9): save the file as UTF-8"]
+        f"{path} line 3 is not UTF-8 (byte 0x81): save the file as UTF-8"]
 
 
 def test_file_in_utf16_without_bom_is_named(tmp_path):
