@@ -679,7 +679,7 @@ def test_run_ended_elsewhere_during_its_swap_changes_nothing(request, database, 
     monkeypatch.setattr(swap, "replace_all", swept_meanwhile)
     outcome = local.sync(settings, ["assets"])[0]
     assert outcome["status"] == "failed"
-    assert "ended elsewhere" in outcome["error"]
+    assert outcome["error"] == "ended from outside while it ran: abandoned: swept while finishing"
     run, _ = run_record(db_url, outcome["run_id"])
     assert (run["status"], run["error"]) == ("failed", "abandoned: swept while finishing")
     assert asset_keys(db_url) == before
