@@ -128,6 +128,11 @@ def _unreachable_reason(exc: BaseException, base_url: str) -> str:
         if isinstance(seen, OSError) and seen.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
             return "no route to the host"
         seen = seen.__cause__ or seen.__context__
+    if "WRONG_VERSION_NUMBER" in str(exc) and base_url.startswith("https://"):
+        # A TLS hello answered in plain text: the server there speaks HTTP.
+        parts = urlsplit(base_url)
+        return (f"it does not speak TLS (https); if it serves plain HTTP, write "
+                f"http://{parts.netloc}")
     return str(exc).strip() or type(exc).__name__
 
 

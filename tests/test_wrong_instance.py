@@ -376,3 +376,15 @@ def test_a_connection_that_breaks_without_http_later_in_a_run_is_retried(iiq, di
     assert outcome["status"] == "succeeded", outcome
     assert outcome["rows"] == district.count("teams")
     db.get_engine(sqlite_url).dispose()
+
+
+def test_an_instance_without_its_http_scheme_is_told_to_write_it(sqlite_url, iiq):
+    """A bare host:port means https; a plain-HTTP server there answers the TLS hello in
+    text. The message says what to write instead."""
+    plain = iiq.url.removeprefix("http://")
+    done = run_cli(["sync", "teams", "users", "--local", "--no-progress"],
+                   make_env(plain, sqlite_url), timeout=60)
+    assert done.returncode == 1
+    assert (f"it does not speak TLS (https); if it serves plain HTTP, write http://{plain} "
+            "— check [IncidentIQ] Instance") in done.stdout, done.stdout
+    assert "users  not run" in done.stdout
