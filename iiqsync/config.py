@@ -251,6 +251,12 @@ def _strip_quotes(raw: str) -> str:
 
 def _convert(key: Key, raw: str, where: str, problems: list[str]):
     value = _strip_quotes(raw)
+    if value == "" and key.section == "Database" and key.name == "ConnectionString":
+        # Blank is where a value went missing (an unset variable in a template), and
+        # the default would sync into a local file nobody reads: say so instead.
+        problems.append(f"{where} is empty: give the database's URL, or leave the key out "
+                        f"for the default {DEFAULT_CONNECTION_STRING}")
+        return key.default
     if value == "":
         return key.default
     try:

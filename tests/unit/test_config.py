@@ -864,3 +864,19 @@ def test_a_directory_given_as_the_config_file_is_an_error(tmp_path):
         config.load(tmp_path, env={})
     [problem] = problems_of(excinfo)
     assert problem == f"{tmp_path} is a directory, not a config file (point at the config.ini inside it)"
+
+
+def test_a_blank_connection_string_is_not_taken_for_the_default(tmp_path):
+    """An empty value where the URL should be (a variable a template left unset)
+    would otherwise sync into ./iiqsync.db, where nobody looks."""
+    with pytest.raises(ConfigError) as excinfo:
+        config.load(os.devnull, env={"IIQSYNC_DATABASE_CONNECTIONSTRING": ""}, require_iiq=False)
+    assert problems_of(excinfo) == [
+        "[Database] ConnectionString (env IIQSYNC_DATABASE_CONNECTIONSTRING) is empty: give the "
+        "database's URL, or leave the key out for the default sqlite:///iiqsync.db"]
+    path = tmp_path / "config.ini"
+    path.write_text("[Database]\nConnectionString:\n")
+    with pytest.raises(ConfigError):
+        config.load(path, env={}, require_iiq=False)
+    assert config.load(os.devnull, env={}, require_iiq=False).connection_string == \
+        "sqlite:///iiqsync.db"
