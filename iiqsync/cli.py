@@ -66,6 +66,9 @@ class _Version(argparse.Action):
 # A subcommand's --config: when not given, the attribute is left alone (SUPPRESS),
 # and main() takes the one given before the command.
 _CONFIG = dict(metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+# -v after the command too; its own dest, so that one given before is not erased.
+_VERBOSE = dict(action="count", dest="verbose_after", default=0,
+                help="more log output (-vv for debug), as before the command")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("entities", nargs="*", metavar="ENTITY",
                    help="entities to sync: " + ", ".join(ENTITIES) + " (default, or 'all': every one)")
     s.add_argument("--config", **_CONFIG)
+    s.add_argument("-v", "--verbose", **_VERBOSE)
     s.add_argument("--local", action="store_true", help="run in this process, no broker")
     s.add_argument("--wait", action="store_true",
                    help="with a broker: wait for the runs to end and print the outcome")
@@ -103,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Start the bundled IIQ simulator on a free loopback port, "
                                    "sync every entity into a SQLite file in-process, and print "
                                    "what landed. Needs no account, broker or server.")
+    d.add_argument("-v", "--verbose", **_VERBOSE)
     d.add_argument("--db", default="iiqsync.db",
                    help="SQLite file (default %(default)s, the file 'iiqsync status' reads "
                         "when nothing else is configured)")
@@ -123,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "--max-age, exit 1 when an entity has not succeeded within "
                                     "that many hours (for a monitoring check).")
     st.add_argument("--config", **_CONFIG)
+    st.add_argument("-v", "--verbose", **_VERBOSE)
     st.add_argument("--max-age", type=argtypes.positive, metavar="HOURS",
                     help="exit 1 if an entity's last success is older than this")
     st.add_argument("--runs", type=argtypes.count, default=1, help="runs to show per entity")
@@ -133,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "the staging tables no running run owns. Every plan does this "
                                     "first; run it by hand to tidy up without syncing.")
     sw.add_argument("--config", **_CONFIG)
+    sw.add_argument("-v", "--verbose", **_VERBOSE)
 
     u = sub.add_parser("unlock", help="end an entity's running run by hand and free the entity",
                        description="End the running run of each ENTITY as failed, drop its "
@@ -144,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "the final tables keep their rows.")
     u.add_argument("entities", nargs="+", metavar="ENTITY", help="entities to free, or 'all'")
     u.add_argument("--config", **_CONFIG)
+    u.add_argument("-v", "--verbose", **_VERBOSE)
 
     c = sub.add_parser("config", help="check the configuration and print it (secrets masked)",
                        description="Print every setting with its value, from the config file "
@@ -151,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "a sync could start: exit 0 when ready, 2 with each problem "
                                    "named when not.")
     c.add_argument("--config", **_CONFIG)
+    c.add_argument("-v", "--verbose", **_VERBOSE)
     return p
 
 
@@ -180,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         # The Celery app reads its broker from the settings when it is first
         # imported: it must see the file given here, not ./config.ini.
         os.environ["IIQSYNC_CONFIG"] = str(args.config)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    verbose = args.verbose + getattr(args, "verbose_after", 0)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command is None:
         parser.print_help()

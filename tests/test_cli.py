@@ -504,3 +504,14 @@ def test_config_checks_the_database_and_names_every_problem_at_once(pg_url, tmp_
     assert both.returncode == 2
     assert "[General] PageSize" in both.stderr and "[IncidentIQ] Instance" in both.stderr
     assert "[IncidentIQ] Token is missing" in both.stderr
+
+
+def test_verbose_goes_before_or_after_the_command(sqlite_url, iiq):
+    env = make_env(iiq.url, sqlite_url)
+    for args in (["-v", "sync", "teams", "--local", "--no-progress"],
+                 ["sync", "teams", "--local", "--no-progress", "-v"]):
+        done = run_cli(args, env)
+        assert done.returncode == 0, done.stderr
+        assert "INFO iiqsync" in done.stderr, args
+    quiet = run_cli(["sync", "teams", "--local", "--no-progress"], env)
+    assert "INFO" not in quiet.stderr
