@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("-v", "--verbose", **_VERBOSE)
     st.add_argument("--max-age", type=argtypes.positive, metavar="HOURS",
                     help="exit 1 if an entity's last success is older than this")
-    st.add_argument("--runs", type=argtypes.count, default=1, help="runs to show per entity")
+    st.add_argument("--runs", type=argtypes.at_least_one, default=1, help="runs to show per entity")
 
     sw = sub.add_parser("sweep", help="drop staging tables left by dead runs",
                         description="End runs whose lock expired, whose tasks Redis lost or "
