@@ -406,7 +406,19 @@ def fetch_page(settings: Settings, entity_name: str, run_id: str, page: int, ret
                 stage_page(ctx, conn, tables, run_id, number, got, again)
         return staged
     except sa.exc.DBAPIError as exc:
+        # The run ended while this page was read (a sweep, `iiqsync unlock`, a failed
+        # page): its staging tables went with it, which is not this page's fault.
+        if _run_ended(ctx, run_id):
+            return {"page": page, "status": "ignored: the run ended while the page was read"}
         raise db.retriable(exc) from exc
+
+
+def _run_ended(ctx: Context, run_id: str) -> bool:
+    try:
+        run = ctx.books.get(run_id)
+    except sa.exc.DBAPIError:
+        return False
+    return run is not None and run.status != RUNNING
 
 
 # -- finalize ---------------------------------------------------------------------
@@ -426,8 +438,10 @@ def finalize(settings: Settings, entity_name: str, run_id: str, round_no: int = 
     except sa.exc.DBAPIError as exc:
         raise db.retriable(exc) from exc
     if run is None or run.status != RUNNING:
+        # Ended before its pages were all in (a sweep, `iiqsync unlock`, a failed page).
+        error = f"ended from outside while it ran: {run.error}" if run and run.error else None
         return {"run_id": run_id, "entity": entity.name,
-                "status": run.status if run else "unknown", "error": run.error if run else None}
+                "status": run.status if run else "unknown", "error": error}
     client = client or page_client(ctx)
     try:
         outcome = _finalize(ctx, entity, run, round_no, client)
