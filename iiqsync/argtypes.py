@@ -34,17 +34,6 @@ def page_size(text: str) -> int:
     return value
 
 
-def positive(text: str) -> float:
-    """A number above 0 (hours, seconds)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is not above 0")
-    return value
-
-
 def _number(text: str) -> float:
     """A finite number: float() also takes nan and inf, which no knob means."""
     try:
@@ -53,6 +42,14 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive(text: str) -> float:
+    """A number above 0 (hours, seconds)."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
     return value
 
 

@@ -489,26 +489,27 @@ def _configured_database(path: str | None = None) -> str | None:
         return None
 
 
-def _missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite database file that does not exist, else None."""
+def _no_database_file(settings, nothing: str) -> bool:
+    """Whether the database is a SQLite file that does not exist, said as ``nothing``
+    and why. Reading it would create an empty file: most likely the wrong directory or
+    config file, which the message names."""
     import sqlalchemy as sa
 
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    return None if os.path.exists(parsed.database) else os.path.abspath(parsed.database)
+    parsed = sa.engine.make_url(settings.connection_string)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or os.path.exists(
+            parsed.database):
+        return False
+    where = settings.source or "no config file: defaults and environment"
+    print(f"{nothing}: the SQLite file {os.path.abspath(parsed.database)} does not exist "
+          f"({where})", file=sys.stderr)
+    return True
 
 
 def cmd_status(args) -> int:
     from . import pipeline
 
     settings = config.load(args.config, require_iiq=False)
-    missing = _missing_sqlite_file(settings.connection_string)
-    if missing:
-        # Reading would create an empty file: most likely the wrong directory or config.
-        where = settings.source or "no config file: defaults and environment"
-        print(f"no runs yet: the SQLite file {missing} does not exist ({where})",
-              file=sys.stderr)
+    if _no_database_file(settings, "no runs yet"):
         return 1 if args.max_age is not None else 0
     books = pipeline.context(settings).books
     print(f"runs in {config._mask_url(settings.connection_string)}", file=sys.stderr)
@@ -639,9 +640,7 @@ def cmd_sweep(args) -> int:
     from . import pipeline
 
     settings = config.load(args.config, require_iiq=False)
-    missing = _missing_sqlite_file(settings.connection_string)
-    if missing:
-        print(f"nothing to sweep: the SQLite file {missing} does not exist", file=sys.stderr)
+    if _no_database_file(settings, "nothing to sweep"):
         return 0
     dropped = pipeline.sweep(pipeline.context(settings))
     print(f"dropped {len(dropped)} leftover staging table(s)" +
@@ -653,9 +652,7 @@ def cmd_unlock(args) -> int:
     from . import pipeline
 
     settings = config.load(args.config, require_iiq=False)
-    missing = _missing_sqlite_file(settings.connection_string)
-    if missing:
-        print(f"nothing to unlock: the SQLite file {missing} does not exist", file=sys.stderr)
+    if _no_database_file(settings, "nothing to unlock"):
         return 0
     books = pipeline.context(settings).books
     for entity in _entities(args.entities):

@@ -68,7 +68,7 @@ def sync_entity(settings: Settings, entity: str, client: IIQClient, progress=Non
             # `iiqsync unlock`, or a sweep that took this run for dead: its staging
             # tables went with it, which is the error seen here, not the cause.
             return {"run_id": run_id, "entity": entity, "status": "failed",
-                    "error": f"ended from outside while it ran: {ended}",
+                    "error": pipeline.ended_from_outside(ended),
                     "seconds": time.monotonic() - started}
         _record_failure(settings, entity, run_id, pipeline._error_text(exc))
         return _failed(entity, run_id, exc, started)

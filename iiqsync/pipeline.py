@@ -136,6 +136,11 @@ def _tables_for(ctx: Context, entity: Entity, run: Run) -> swap.RunTables:
                       cf_all)
 
 
+def ended_from_outside(reason: str) -> str:
+    """What a run says when it was ended while it ran (a sweep, ``iiqsync unlock``)."""
+    return f"ended from outside while it ran: {reason}"
+
+
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, IIQSyncError):
         return f"{type(exc).__name__}: {exc}"
@@ -439,7 +444,7 @@ def finalize(settings: Settings, entity_name: str, run_id: str, round_no: int = 
         raise db.retriable(exc) from exc
     if run is None or run.status != RUNNING:
         # Ended before its pages were all in (a sweep, `iiqsync unlock`, a failed page).
-        error = f"ended from outside while it ran: {run.error}" if run and run.error else None
+        error = ended_from_outside(run.error) if run and run.error else None
         return {"run_id": run_id, "entity": entity.name,
                 "status": run.status if run else "unknown", "error": error}
     client = client or page_client(ctx)
