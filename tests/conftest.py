@@ -230,3 +230,27 @@ def run_cli(args: list[str], env: dict, timeout: float = 300, cwd: Path | None =
     full_env = {**os.environ, "IIQSYNC_CONFIG": os.devnull, **env}
     return subprocess.run([sys.executable, "-m", "iiqsync", *args], env=full_env,
                           cwd=str(cwd or ROOT), capture_output=True, text=True, timeout=timeout)
+
+
+def start_local_sync(env: dict, entity: str = "assets") -> subprocess.Popen:
+    """``iiqsync sync ENTITY --local`` in a process of its own, its output kept as text."""
+    return subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", entity, "--local",
+                             "--no-progress"], cwd=str(ROOT),
+                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_pages_staged(db_url: str, at_least: int = 3, timeout: float = 30) -> None:
+    """Until a run has staged ``at_least`` pages (or ``timeout`` passes): a sync
+    caught in the middle."""
+    engine = sa.create_engine(db_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            with engine.connect() as conn:
+                if sa.inspect(conn).has_table("iiqsync_run_pages") and conn.exec_driver_sql(
+                        "SELECT COUNT(*) FROM iiqsync_run_pages WHERE done").scalar_one() >= at_least:
+                    return
+    finally:
+        engine.dispose()

@@ -711,36 +711,50 @@ def test_a_worker_says_at_once_that_the_instance_cannot_be_reached(pg_url, redis
     db.get_engine(pg_url).dispose()
 
 
+def first_contact_seconds() -> float:
+    """How long a run's first request keeps trying an instance that does not answer."""
+    from iiqsync.client import FIRST_CONTACT_DELAY, FIRST_CONTACT_RETRIES
+
+    return sum(FIRST_CONTACT_DELAY * (n + 1) for n in range(FIRST_CONTACT_RETRIES))
+
+
+def teams_through_an_outage(settings, start_outage, end_outage, outage: float):
+    """Plan teams while IIQ answers, then read every page while IIQ is away for
+    ``outage`` seconds (``start_outage`` now, ``end_outage`` after), and finalize:
+    (finalize's outcome, seconds the page reads took, the client's retries)."""
+    from iiqsync import pipeline
+    from iiqsync.client import IIQClient
+
+    with IIQClient(settings) as client:
+        planned = pipeline.plan(settings, "teams", mode="local", client=client)
+        assert planned["status"] == "planned"
+        start_outage()
+        back = threading.Timer(outage, end_outage)
+        back.start()
+        started = time.monotonic()
+        for page in pipeline.pages_to_fetch(planned):
+            pipeline.fetch_page(settings, "teams", planned["run_id"], page, client=client)
+        waited = time.monotonic() - started
+        back.join()
+        outcome = pipeline.finalize(settings, "teams", planned["run_id"], client=client)
+        return outcome, waited, client.stats["retries"]
+
+
 def test_iiq_gone_during_a_run_is_an_outage_and_retried(iiq, district, sqlite_url):
     """Once plan has reached IIQ, a refused connection is an outage, not a wrong
     instance: page reads keep retrying with back-off (longer than the first request's
     quick tries) and the run succeeds once IIQ is back."""
     from urllib.parse import urlsplit
 
-    from iiqsync import pipeline
-    from iiqsync.client import FIRST_CONTACT_DELAY, FIRST_CONTACT_RETRIES, IIQClient
-
     from .conftest import make_settings
 
     proxy = Proxy(urlsplit(iiq.url).port).start()
     settings = make_settings(f"http://127.0.0.1:{proxy.port}", sqlite_url,
                              IIQSYNC_INCIDENTIQ_MAXRETRIES=10)
-    quick = sum(FIRST_CONTACT_DELAY * (n + 1) for n in range(FIRST_CONTACT_RETRIES))
-    outage = 2 * quick + 1
+    outage = 2 * first_contact_seconds() + 1
     try:
-        with IIQClient(settings) as client:
-            planned = pipeline.plan(settings, "teams", mode="local", client=client)
-            assert planned["status"] == "planned"
-            proxy.cut()
-            back = threading.Timer(outage, proxy.restore)
-            back.start()
-            started = time.monotonic()
-            for page in pipeline.pages_to_fetch(planned):
-                pipeline.fetch_page(settings, "teams", planned["run_id"], page, client=client)
-            waited = time.monotonic() - started
-            back.join()
-            outcome = pipeline.finalize(settings, "teams", planned["run_id"], client=client)
-            retries = client.stats["retries"]
+        outcome, waited, retries = teams_through_an_outage(settings, proxy.cut, proxy.restore,
+                                                           outage)
     finally:
         proxy.cut()
     assert waited >= outage - 0.5 and retries >= 1, (waited, retries)

@@ -5,36 +5,25 @@ until [Run] LockMinutes pass."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 
 import sqlalchemy as sa
 
 from iiqsync import holder, local
 
-from .conftest import ROOT, make_env, make_settings, run_cli
+from .conftest import make_env, make_settings, run_cli, start_local_sync, wait_for_pages_staged
 
 
 def kill_a_local_sync(env: dict, db_url: str) -> tuple[str, int]:
     """Start ``iiqsync sync assets --local``, SIGKILL it mid-run; (its run id, its pid)."""
-    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "assets", "--local",
-                             "--no-progress"], cwd=str(ROOT),
-                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = sa.create_engine(db_url)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        with engine.connect() as conn:
-            if sa.inspect(conn).has_table("iiqsync_run_pages") and conn.exec_driver_sql(
-                    "SELECT COUNT(*) FROM iiqsync_run_pages WHERE done").scalar_one() >= 3:
-                break
+    proc = start_local_sync(env)
+    wait_for_pages_staged(db_url)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    proc.communicate(timeout=30)
+    engine = sa.create_engine(db_url)
     with engine.connect() as conn:
         [killed] = conn.exec_driver_sql("SELECT run_id FROM iiqsync_runs WHERE status = 'running'"
                                         ).scalars().all()
@@ -112,24 +101,15 @@ def test_unlocking_a_live_run_ends_it_cleanly(sqlite_url, iiq, district):
     env = make_env(iiq.url, sqlite_url, IIQSYNC_GENERAL_PAGESIZE=10, IIQSYNC_GENERAL_THREADS=2)
     assert run_cli(["sync", "teams", "--local", "--no-progress"], env).returncode == 0
     iiq.configure(latency_ms=150)
-    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "assets", "--local",
-                             "--no-progress"], cwd=str(ROOT), text=True,
-                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    engine = sa.create_engine(sqlite_url)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        with engine.connect() as conn:
-            if conn.exec_driver_sql("SELECT COUNT(*) FROM iiqsync_run_pages WHERE done"
-                                    ).scalar_one() >= 3:
-                break
+    proc = start_local_sync(env)
+    wait_for_pages_staged(sqlite_url)
     assert run_cli(["unlock", "assets"], env).returncode == 0
     out, err = proc.communicate(timeout=60)
     iiq.configure(latency_ms=0)
     assert proc.returncode == 1, out + err
     assert "ended from outside while it ran: ended by hand (iiqsync unlock)" in out
     assert "Traceback" not in err, err
+    engine = sa.create_engine(sqlite_url)
     with engine.connect() as conn:
         assert not sa.inspect(conn).has_table("Assets")
         assert not [n for n in sa.inspect(conn).get_table_names() if n.startswith("iiqs_")]

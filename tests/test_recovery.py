@@ -3,10 +3,7 @@ local sync stopped with Ctrl-C or SIGTERM, tables left by an older tool."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
@@ -19,7 +16,7 @@ from iiqsync import db, local, pipeline
 from iiqsync import entities as k
 from iiqsync.entities import ASSETS
 
-from .conftest import ROOT, make_env, make_settings, run_cli
+from .conftest import make_env, make_settings, run_cli, start_local_sync, wait_for_pages_staged
 from .expect import check_custom_fields, check_entity, expected
 
 
@@ -36,22 +33,13 @@ def test_status_shows_a_run_in_progress(sqlite_url, iiq):
 def test_interrupted_local_sync_frees_the_entity(sig, sqlite_url, iiq, district):
     env = make_env(iiq.url, sqlite_url, IIQSYNC_GENERAL_PAGESIZE=10, IIQSYNC_GENERAL_THREADS=2)
     iiq.configure(latency_ms=150)
-    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "assets", "--local",
-                             "--no-progress"], cwd=str(ROOT),
-                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    engine = sa.create_engine(sqlite_url)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        with engine.connect() as conn:
-            if sa.inspect(conn).has_table("iiqsync_run_pages") and conn.exec_driver_sql(
-                    "SELECT COUNT(*) FROM iiqsync_run_pages WHERE done").scalar_one() >= 3:
-                break
+    proc = start_local_sync(env)
+    wait_for_pages_staged(sqlite_url)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
+    engine = sa.create_engine(sqlite_url)
     with engine.connect() as conn:
         status, error = conn.exec_driver_sql(
             "SELECT status, error FROM iiqsync_runs WHERE entity = 'assets'").one()
@@ -72,10 +60,7 @@ def test_sigterm_while_a_local_sync_plans_is_recorded_as_an_interruption(sqlite_
     while reading pages, not 'KeyboardInterrupt: '."""
     env = make_env(iiq.url, sqlite_url)
     iiq.configure(latency_ms=2500)
-    proc = subprocess.Popen([sys.executable, "-m", "iiqsync", "sync", "users", "--local",
-                             "--no-progress"], cwd=str(ROOT),
-                            env={**os.environ, "IIQSYNC_CONFIG": os.devnull, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_local_sync(env, "users")
     engine = sa.create_engine(sqlite_url)
     deadline = time.monotonic() + 30
     started = False

@@ -22,6 +22,7 @@ from iiqsync import config, db, local
 from iiqsync.entities import ENTITIES
 
 from .conftest import TOKEN, make_env, make_settings, run_cli
+from .test_faults import first_contact_seconds, teams_through_an_outage
 from .test_sync_local import check_all
 
 pytestmark = pytest.mark.timeout(120)
@@ -230,6 +231,15 @@ def test_a_worker_says_at_once_that_the_instance_is_a_web_site(pg_url, redis_url
     db.get_engine(pg_url).dispose()
 
 
+def _shut(*sockets: socket.socket) -> None:
+    """End both directions of each socket, whatever state it is in."""
+    for s in sockets:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class NotHttp:
     """A TCP server on a free loopback port that does not speak HTTP: each connection
     gets an SSH server's banner and is closed, as an SSH port does with an HTTP request.
@@ -281,21 +291,13 @@ class NotHttp:
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut(src, dst)
 
     def ssh(self) -> None:
         with self._lock:
             self.passing = False
             dropped, self._open = self._open, set()
-        for s in dropped:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut(*dropped)
 
     def http(self) -> None:
         with self._lock:
@@ -352,26 +354,10 @@ def test_a_connection_that_breaks_without_http_later_in_a_run_is_retried(iiq, di
     """Once plan has met IIQ, a connection closed without an HTTP answer is what a load
     balancer does in a bad moment: the page reads are retried with back-off for longer
     than a first request's quick tries, and the run succeeds once IIQ answers again."""
-    from iiqsync import pipeline
-    from iiqsync.client import FIRST_CONTACT_DELAY, FIRST_CONTACT_RETRIES, IIQClient
-
-    quick = sum(FIRST_CONTACT_DELAY * (n + 1) for n in range(FIRST_CONTACT_RETRIES))
-    outage = quick + 1
+    outage = first_contact_seconds() + 1
     with NotHttp(upstream=urlsplit(iiq.url).port) as front:
         settings = make_settings(front.url, sqlite_url, IIQSYNC_INCIDENTIQ_MAXRETRIES=10)
-        with IIQClient(settings) as client:
-            planned = pipeline.plan(settings, "teams", mode="local", client=client)
-            assert planned["status"] == "planned"
-            front.ssh()
-            back = threading.Timer(outage, front.http)
-            back.start()
-            started = time.monotonic()
-            for page in pipeline.pages_to_fetch(planned):
-                pipeline.fetch_page(settings, "teams", planned["run_id"], page, client=client)
-            waited = time.monotonic() - started
-            back.join()
-            outcome = pipeline.finalize(settings, "teams", planned["run_id"], client=client)
-            retries = client.stats["retries"]
+        outcome, waited, retries = teams_through_an_outage(settings, front.ssh, front.http, outage)
     assert waited >= outage - 0.5 and retries >= 1, (waited, retries)
     assert outcome["status"] == "succeeded", outcome
     assert outcome["rows"] == district.count("teams")
